@@ -1,0 +1,36 @@
+"""Every error type that rentagpu raises on purpose, in one place callers can catch.
+
+Messages name the key, field or system at fault and say what would fix it. None of them ever
+carries a secret value: callers build messages from key names and allowed values only.
+"""
+
+from __future__ import annotations
+
+
+class RentagpuError(Exception):
+    """Base class: anything rentagpu reports to a user as a clear, actionable message."""
+
+
+class ConfigError(RentagpuError):
+    """Stack config is wrong. Holds every problem found, so a user fixes them all in one pass."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(
+            f"stack '{stack}' config has {len(self.problems)} {noun}; nothing was changed:\n{lines}"
+        )
+
+
+class ModalHookError(RentagpuError):
+    """A Modal operation failed; the message says what failed and how to fix it."""
+
+
+class DeployError(RentagpuError):
+    """The app deploy, its smoke test or its rollback failed."""
+
+
+class ReportError(RentagpuError):
+    """Engine JSON given to a report command is not what `pulumi` prints."""

@@ -1,0 +1,88 @@
+"""Every name and identifier the stacks create or match on, built by pure functions.
+
+Names carry the environment so dev and prod can never share a role, secret or environment, and
+IAM objects live under a per-environment path so a policy can scope to one stack by ARN.
+"""
+
+from __future__ import annotations
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
+MODAL_OIDC_HOST = "oidc.modal.com"
+MODAL_OIDC_AUDIENCE = "oidc.modal.com"
+APP_NAME_VARIABLE = "MODAL_APP_NAME"
+GITHUB_TOKEN_SECRETS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+RUNTIME_SECRET_NAME = "rentagpu-runtime"
+
+
+def prefix(environment: str) -> str:
+    return f"rentagpu-{environment}"
+
+
+def iam_path(environment: str) -> str:
+    return f"/rentagpu/{environment}/"
+
+
+def deploy_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-deploy"
+
+
+def preview_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-preview"
+
+
+def runtime_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-runtime"
+
+
+def runtime_user_name(environment: str) -> str:
+    return f"{prefix(environment)}-runtime"
+
+
+def runtime_boundary_name(environment: str) -> str:
+    return f"{prefix(environment)}-runtime-boundary"
+
+
+def role_arn(account_id: str, environment: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:role{iam_path(environment)}{name}"
+
+
+def user_arn(account_id: str, environment: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:user{iam_path(environment)}{name}"
+
+
+def policy_arn(account_id: str, environment: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:policy{iam_path(environment)}{name}"
+
+
+def oidc_provider_arn(account_id: str, host: str) -> str:
+    # AWS derives the ARN from the issuer host, so a stack that does not own the provider can
+    # name it without listing every provider in the account.
+    return f"arn:aws:iam::{account_id}:oidc-provider/{host}"
+
+
+def bucket_arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
+
+
+def github_environment_subject(owner: str, repository: str, environment: str) -> str:
+    """The `sub` GitHub puts in a job's OIDC token when the job names `environment:`."""
+    return f"repo:{owner}/{repository}:environment:{environment}"
+
+
+def github_pull_request_subject(owner: str, repository: str) -> str:
+    """The `sub` of a job run for a pull request (same-repo PRs; forks get no token)."""
+    return f"repo:{owner}/{repository}:pull_request"
+
+
+def github_main_subject(owner: str, repository: str) -> str:
+    """The `sub` of a job on main without an environment: the scheduled drift check."""
+    return f"repo:{owner}/{repository}:ref:refs/heads/main"
+
+
+def modal_subject_pattern(workspace_id: str, environment: str, app: str, function: str) -> str:
+    """Modal's identity-token `sub`, pinned to one function; only the container id may vary."""
+    return (
+        f"modal:workspace_id:{workspace_id}:environment_name:{environment}"
+        f":app_name:{app}:function_name:{function}:container_id:*"
+    )

@@ -1,0 +1,11 @@
+"""Shared test setup. Fixtures that start local servers live in tests/fakes/ and are imported by
+the conftest of each test folder that needs them, so a test run starts only the servers it uses."""
+
+import os
+
+# No test may reach a real cloud or read a developer's own profile by accident.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_name, None)
+for _name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL", "MODAL_PROFILE"):
+    os.environ.pop(_name, None)
