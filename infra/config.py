@@ -85,6 +85,7 @@ class AwsConfig:
     auth_mode: Literal["oidc", "access-key"]
     owns_account_singletons: bool
     access_key_max_age_days: int
+    access_key_serial: int
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,10 @@ class ModalConfig:
     service_user_roles: tuple[tuple[str, str], ...]
     allow_environment_deletion: bool
     gpus: tuple[str, ...]
-    token_id: SecretStr | None = field(repr=False)
-    token_secret: SecretStr | None = field(repr=False)
+    token_id: SecretStr = field(repr=False)
+    token_secret: SecretStr = field(repr=False)
+    read_token_id: SecretStr | None = field(repr=False)
+    read_token_secret: SecretStr | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -232,13 +235,18 @@ _KEYS: dict[str, str] = {
     "gpus": "GPU types for run_gpu_job, first choice first",
     "modalTokenId": "secret: Modal token id CI deploys with (GitHub environment secret)",
     "modalTokenSecret": "secret: Modal token secret CI deploys with (GitHub environment secret)",
+    "modalReadTokenId": "secret, optional: read-only Modal token id for PR previews and drift checks",
+    "modalReadTokenSecret": "secret, optional: read-only Modal token secret (with modalReadTokenId)",
     "bucket": "S3 bucket the app reads inputs from and writes outputs to",
     "inputPrefix": "key prefix the app may read (default inputs/)",
     "outputPrefix": "key prefix the app may write (default outputs/)",
     "awsAuth": "oidc (default) or access-key",
     "accessKeyMaxAgeDays": "access-key mode: rotate keys older than this (default 90)",
+    "accessKeySerial": "access-key mode: bump by one to rotate the runtime access key",
 }
-SECRET_KEYS = frozenset({"modalTokenId", "modalTokenSecret"})
+SECRET_KEYS = frozenset(
+    {"modalTokenId", "modalTokenSecret", "modalReadTokenId", "modalReadTokenSecret"}
+)
 KNOWN_KEYS: Mapping[str, str] = {f"{PROJECT}:{k}": v for k, v in _KEYS.items()} | {
     "aws:region": "AWS region of the bucket and the provider",
 }
@@ -374,10 +382,12 @@ class _Reader:
             pairs.append((name, str(role)))
         return tuple(pairs)
 
-    def secret(self, key: str) -> SecretStr | None:
+    def secret(self, key: str, required: bool = True) -> SecretStr | None:
         raw = self._get(key)
         name = self._name(key)
         if raw is None or raw.value == "":
+            if not required:
+                return None
             self.problem(
                 name, f"is required and must be a secret: `pulumi config set --secret {key} ...`"
             )
@@ -463,6 +473,7 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
     auth_mode = r.choice("awsAuth", AUTH_MODES, default="oidc")
     owns_account = r.boolean("ownsAccountSingletons", default=False)
     max_age = r.integer("accessKeyMaxAgeDays", default=90, low=1, high=365)
+    key_serial = r.integer("accessKeySerial", default=1, low=1, high=1_000_000)
 
     workspace_id = r.string("modalWorkspaceId", _modal_workspace_id)
     app_name = r.string("modalAppName", _modal_app_name, default=DEFAULT_APP_NAME)
@@ -479,6 +490,13 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
         r.problem(f"{PROJECT}:gpus", "is empty; list at least one GPU type")
     token_id = r.secret("modalTokenId")
     token_secret = r.secret("modalTokenSecret")
+    read_token_id = r.secret("modalReadTokenId", required=False)
+    read_token_secret = r.secret("modalReadTokenSecret", required=False)
+    if (r.plain("modalReadTokenId") is None) != (r.plain("modalReadTokenSecret") is None):
+        r.problem(
+            f"{PROJECT}:modalReadTokenSecret",
+            "modalReadTokenId and modalReadTokenSecret go together: set both or neither",
+        )
 
     if r.problems:
         raise ConfigError(stack, r.problems)
@@ -503,6 +521,7 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
             auth_mode=auth_mode,  # type: ignore[arg-type]
             owns_account_singletons=owns_account,
             access_key_max_age_days=max_age,
+            access_key_serial=key_serial,
         ),
         modal=ModalConfig(
             workspace_id=workspace_id,
@@ -512,8 +531,10 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
             service_user_roles=roles,
             allow_environment_deletion=allow_deletion,
             gpus=gpus,
-            token_id=token_id,
-            token_secret=token_secret,
+            token_id=token_id,  # type: ignore[arg-type]  # None only when problems were raised
+            token_secret=token_secret,  # type: ignore[arg-type]
+            read_token_id=read_token_id,
+            read_token_secret=read_token_secret,
         ),
     )
 

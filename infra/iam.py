@@ -142,7 +142,9 @@ _BUCKET_READ = [
 _BUCKET_WRITE = [
     "s3:CreateBucket",
     "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
     "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
     "s3:PutBucketPublicAccessBlock",
     "s3:PutBucketTagging",
     "s3:PutBucketVersioning",
@@ -250,3 +252,18 @@ def deploy_policy(account_id: str, environment: str, bucket: str, access_key_mod
             ),
         ]
     return _document(*statements)
+
+
+def bucket_policy(bucket: str) -> Document:
+    """Bucket policy: refuse every request that does not use TLS, whoever makes it."""
+    arn = names.bucket_arn(bucket)
+    return _document(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )

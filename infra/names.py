@@ -31,6 +31,10 @@ def preview_role_name(environment: str) -> str:
     return f"{prefix(environment)}-preview"
 
 
+def drift_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-drift"
+
+
 def runtime_role_name(environment: str) -> str:
     return f"{prefix(environment)}-runtime"
 

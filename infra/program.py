@@ -1,0 +1,86 @@
+"""The Pulumi program: config first, then the stages in dependency order.
+
+`build` declares everything for one parsed config and is called once per stack by the Pulumi
+entry point (`__main__.py`), by the offline plan, and by the tests (both stacks in one process).
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.aws import AwsStage, AwsStageArgs
+from infra.config import StackConfig, parse_config, raw_config_from_pulumi
+from infra.errors import ConfigError
+from infra.github import GitHubCiVariables, GitHubCiVariablesArgs, GitHubStage, GitHubStageArgs
+
+
+def _secret(value) -> pulumi.Output[str] | None:
+    return None if value is None else pulumi.Output.secret(value.reveal())
+
+
+def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
+    env = cfg.environment
+
+    # 1. GitHub: the protected environment comes first, because the AWS deploy role trusts any
+    # job that names it; a role created before its environment is protected is a window in which
+    # any branch could deploy.
+    github_stage = GitHubStage(
+        "github",
+        GitHubStageArgs(
+            config=cfg.github,
+            environment=env,
+            is_prod=cfg.is_prod,
+            app_name=cfg.modal.app_name,
+            modal_token_id=_secret(cfg.modal.token_id),
+            modal_token_secret=_secret(cfg.modal.token_secret),
+            modal_read_token_id=_secret(cfg.modal.read_token_id),
+            modal_read_token_secret=_secret(cfg.modal.read_token_secret),
+        ),
+    )
+
+    # 2. AWS: bucket, runtime principal, CI roles.
+    aws_stage = AwsStage(
+        "aws",
+        AwsStageArgs(
+            config=cfg.aws,
+            modal=cfg.modal,
+            environment=env,
+            github_owner=cfg.github.owner,
+            github_repository=cfg.github.repository,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[github_stage]),
+    )
+    GitHubCiVariables(
+        "github-ci",
+        GitHubCiVariablesArgs(
+            repository=cfg.github.repository,
+            environment=env,
+            region=cfg.aws.region,
+            deploy_role_arn=aws_stage.deploy_role.arn,
+            preview_role_arn=aws_stage.preview_role.arn,
+            drift_role_arn=aws_stage.drift_role.arn,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[github_stage]),
+    )
+
+    outputs: dict[str, pulumi.Output] = {
+        "environment": pulumi.Output.from_input(env),
+        "bucket": aws_stage.bucket.bucket,
+        "deploy_role_arn": aws_stage.deploy_role.arn,
+        "preview_role_arn": aws_stage.preview_role.arn,
+        "drift_role_arn": aws_stage.drift_role.arn,
+    }
+    if aws_stage.runtime_role_arn is not None:
+        outputs["runtime_role_arn"] = aws_stage.runtime_role_arn
+    return outputs
+
+
+def main() -> None:
+    """Entry point under the Pulumi engine: parse all config, then declare, then export."""
+    try:
+        cfg = parse_config(pulumi.get_stack(), raw_config_from_pulumi())
+    except ConfigError as error:
+        # RunError prints the message alone, without a traceback that buries it.
+        raise pulumi.RunError(str(error)) from None
+    for name, value in build(cfg).items():
+        pulumi.export(name, value)

@@ -1,0 +1,186 @@
+"""Render a stack offline: the real program under Pulumi mocks, no credentials, no network.
+
+The mocks answer like the clouds would in shape (ARNs built from the same name functions, numeric
+GitHub ids, one fixed account id) so every policy document renders in full. Each registered
+resource is recorded with its inputs; values the program marked secret stay recognisable so
+callers can mask them and tests can check they were marked.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MOCK_ACCOUNT_ID = "123456789012"
+SECRET_MASK = "[secret]"
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+@dataclass(frozen=True)
+class RenderedResource:
+    type: str
+    name: str
+    inputs: Mapping[str, Any]  # secret values replaced by SECRET_MASK
+    secret_paths: tuple[str, ...]  # dotted paths of inputs that were marked secret
+    raw_inputs: Mapping[str, Any] = field(repr=False, compare=False)  # secrets unmasked
+
+    def get(self, path: str) -> Any:
+        """An input by dotted path ('reviewers.0.users'), from the masked inputs."""
+        value: Any = self.inputs
+        for part in path.split("."):
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        return value
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG
+
+
+def _mask(value: Any, path: str, secret_paths: list[str]) -> Any:
+    if is_secret(value):
+        secret_paths.append(path)
+        return SECRET_MASK
+    if isinstance(value, dict):
+        return {k: _mask(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, f"{path}.{i}", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    if is_secret(value):
+        return _unwrap(value.get("value"))
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def stable_id(kind: str, key: str) -> str:
+    """A deterministic numeric id for a GitHub lookup, so plans diff cleanly between runs."""
+    return str(10_000_000 + zlib.crc32(f"{kind}:{key}".encode()) % 90_000_000)
+
+
+def _iam_arn(kind: str, inputs: Mapping[str, Any]) -> str:
+    return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:{kind}{inputs.get('path') or '/'}{inputs.get('name')}"
+
+
+def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the provider would report after create, for the properties the program reads."""
+    state = dict(inputs)
+    resource_id = f"{name}-id"
+    if typ == "aws:iam/role:Role":
+        state["arn"] = _iam_arn("role", inputs)
+        resource_id = str(inputs.get("name"))
+    elif typ == "aws:iam/policy:Policy":
+        state["arn"] = _iam_arn("policy", inputs)
+        resource_id = state["arn"]
+    elif typ == "aws:iam/user:User":
+        state["arn"] = _iam_arn("user", inputs)
+        resource_id = str(inputs.get("name"))
+    elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        state["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/{host}"
+        resource_id = state["arn"]
+    elif typ == "aws:s3/bucket:Bucket":
+        state["arn"] = f"arn:aws:s3:::{inputs.get('bucket')}"
+        resource_id = str(inputs.get("bucket"))
+    elif typ == "aws:iam/accessKey:AccessKey":
+        resource_id = f"mock-access-key-id-{name}"
+        state["secret"] = {_SECRET_SIG_KEY: _SECRET_SIG, "value": "mock-secret-access-key"}
+        state["createDate"] = "2026-01-01T00:00:00Z"
+    elif typ == "github:index/repositoryEnvironment:RepositoryEnvironment":
+        resource_id = f"{inputs.get('repository')}:{inputs.get('environment')}"
+    return resource_id, state
+
+
+class RecordingMocks:
+    """Pulumi mocks that record every resource and answer lookups like the real providers."""
+
+    def __init__(self, on_resource: Callable[[Any], tuple[str, dict] | None] | None = None) -> None:
+        # on_resource lets tests run a resource for real (e.g. a dynamic provider against the
+        # fake Modal server) and return its (id, outputs) instead of the synthesized ones.
+        self.resources: list[RenderedResource] = []
+        self.calls: list[tuple[str, dict]] = []
+        self._on_resource = on_resource
+
+    # pulumi.runtime.Mocks interface (duck-typed: the SDK only calls these two methods)
+    def new_resource(self, args: Any) -> tuple[str, dict]:
+        secret_paths: list[str] = []
+        masked = _mask(dict(args.inputs), "", secret_paths)
+        self.resources.append(
+            RenderedResource(
+                type=args.typ,
+                name=args.name,
+                inputs=masked,
+                secret_paths=tuple(secret_paths),
+                raw_inputs=_unwrap(dict(args.inputs)),
+            )
+        )
+        if self._on_resource is not None:
+            result = self._on_resource(args)
+            if result is not None:
+                return result
+        return _outputs_for(args.typ, args.name, args.inputs)
+
+    def call(self, args: Any) -> dict:
+        self.calls.append((args.token, dict(args.args)))
+        token, given = args.token, args.args
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": MOCK_ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/offline-plan",
+                "userId": "offline-plan",
+                "id": MOCK_ACCOUNT_ID,
+            }
+        if token == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
+            arn = given.get("arn", "")
+            return {"arn": arn, "url": arn.split("oidc-provider/")[-1], "clientIdLists": []}
+        if token == "github:index/getUser:getUser":
+            login = given.get("username", "")
+            return {"id": stable_id("user", login), "login": login, "nodeId": f"U_{login}"}
+        if token == "github:index/getTeam:getTeam":
+            slug = given.get("slug", "")
+            return {"id": stable_id("team", slug), "slug": slug, "nodeId": f"T_{slug}"}
+        return {}
+
+
+@dataclass(frozen=True)
+class Rendering:
+    stack: str
+    resources: tuple[RenderedResource, ...]
+    outputs: Mapping[str, Any]
+
+    def of_type(self, typ: str) -> list[RenderedResource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> RenderedResource:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {typ} {name or ''}, found {len(found)}")
+        return found[0]
+
+
+def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
+    """Run the program for one parsed `StackConfig` under mocks and return what it declared."""
+    import pulumi
+    from pulumi.runtime import settings
+
+    from infra.config import PROJECT
+    from infra.program import build
+
+    mocks = mocks or RecordingMocks()
+    settings.ROOT.set(None)  # a fresh root Stack per render, so two stacks can render in one process
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False)
+    outputs: dict[str, Any] = {}
+
+    def program() -> pulumi.Output:
+        exported = build(cfg)
+        return pulumi.Output.all(**exported).apply(outputs.update)
+
+    pulumi.runtime.test(program)()
+    return Rendering(stack=cfg.stack, resources=tuple(mocks.resources), outputs=dict(outputs))
