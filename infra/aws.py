@@ -52,7 +52,9 @@ class AwsStage(pulumi.ComponentResource):
         cfg, env = args.config, args.environment
         child = pulumi.ResourceOptions(parent=self)
         path = names.iam_path(env)
-        account_id = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
         access_key_mode = cfg.auth_mode == "access-key"
 
         github_oidc_arn, modal_oidc_arn = self._oidc_providers(cfg, account_id, child)
@@ -174,7 +176,13 @@ class AwsStage(pulumi.ComponentResource):
             env,
             "deploy",
             names.deploy_role_name(env),
-            _json(iam.github_deploy_trust, github_oidc_arn, args.github_owner, args.github_repository, env),
+            _json(
+                iam.github_deploy_trust,
+                github_oidc_arn,
+                args.github_owner,
+                args.github_repository,
+                env,
+            ),
             _json(lambda a: iam.deploy_policy(a, env, cfg.bucket, access_key_mode), account_id),
             "CI `pulumi up` of this stack, from jobs in the GitHub environment of the same name",
         )
@@ -183,7 +191,9 @@ class AwsStage(pulumi.ComponentResource):
             env,
             "preview",
             names.preview_role_name(env),
-            _json(iam.github_preview_trust, github_oidc_arn, args.github_owner, args.github_repository),
+            _json(
+                iam.github_preview_trust, github_oidc_arn, args.github_owner, args.github_repository
+            ),
             read_only,
             "Read-only `pulumi preview` of this stack from pull requests of this repository",
         )
@@ -191,7 +201,9 @@ class AwsStage(pulumi.ComponentResource):
             env,
             "drift",
             names.drift_role_name(env),
-            _json(iam.github_drift_trust, github_oidc_arn, args.github_owner, args.github_repository),
+            _json(
+                iam.github_drift_trust, github_oidc_arn, args.github_owner, args.github_repository
+            ),
             read_only,
             "Read-only `pulumi refresh --preview-only` of this stack from main (drift check)",
         )

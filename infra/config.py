@@ -481,9 +481,11 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
     allow_deletion = r.boolean("allowModalEnvironmentDeletion", default=False)
     gpus = r.string_list(
         "gpus",
-        lambda g: None
-        if g.split(":")[0].upper() in GPU_TYPES
-        else f"a Modal GPU type, one of: {', '.join(GPU_TYPES)} (optionally ':N')",
+        lambda g: (
+            None
+            if g.split(":")[0].upper() in GPU_TYPES
+            else f"a Modal GPU type, one of: {', '.join(GPU_TYPES)} (optionally ':N')"
+        ),
         default=DEFAULT_GPUS,
     )
     if not gpus:

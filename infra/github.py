@@ -51,7 +51,9 @@ def secret_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
 
 
-def reviewer_ids(logins: Sequence[str], team_slugs: Sequence[str]) -> tuple[pulumi.Output, pulumi.Output]:
+def reviewer_ids(
+    logins: Sequence[str], team_slugs: Sequence[str]
+) -> tuple[pulumi.Output, pulumi.Output]:
     """Resolve logins and team slugs to the numeric ids GitHub's environment API requires.
 
     `get_user(...).id` is a string; a reviewer list of strings is rejected, so convert here.

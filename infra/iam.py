@@ -39,7 +39,9 @@ def _allow(sid: str, actions: list[str], resources: list[str], **extra: Any) -> 
 # --- trust policies ---------------------------------------------------------------------------
 
 
-def _web_identity_trust(provider_arn: str, host: str, audience: str, subject: Any, like: bool) -> Document:
+def _web_identity_trust(
+    provider_arn: str, host: str, audience: str, subject: Any, like: bool
+) -> Document:
     condition: Document = {"StringEquals": {f"{host}:aud": audience}}
     if like:
         condition["StringLike"] = {f"{host}:sub": subject}
@@ -55,7 +57,9 @@ def _web_identity_trust(provider_arn: str, host: str, audience: str, subject: An
     )
 
 
-def github_deploy_trust(provider_arn: str, owner: str, repository: str, environment: str) -> Document:
+def github_deploy_trust(
+    provider_arn: str, owner: str, repository: str, environment: str
+) -> Document:
     """Only jobs that run in this repository's GitHub environment `environment` may assume it."""
     subject = names.github_environment_subject(owner, repository, environment)
     return _web_identity_trust(
@@ -198,7 +202,9 @@ def read_only_policy(account_id: str, environment: str, bucket: str) -> Document
     return _document(*_read_statements(account_id, environment, bucket))
 
 
-def deploy_policy(account_id: str, environment: str, bucket: str, access_key_mode: bool) -> Document:
+def deploy_policy(
+    account_id: str, environment: str, bucket: str, access_key_mode: bool
+) -> Document:
     """What `pulumi up` of one stack changes in AWS, scoped by exact ARN to that stack."""
     runtime_role = names.role_arn(account_id, environment, names.runtime_role_name(environment))
     boundary = names.policy_arn(account_id, environment, names.runtime_boundary_name(environment))

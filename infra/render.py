@@ -174,7 +174,9 @@ def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     from infra.program import build
 
     mocks = mocks or RecordingMocks()
-    settings.ROOT.set(None)  # a fresh root Stack per render, so two stacks can render in one process
+    settings.ROOT.set(
+        None
+    )  # a fresh root Stack per render, so two stacks can render in one process
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False)
     outputs: dict[str, Any] = {}
 

@@ -1,0 +1,191 @@
+"""`python -m infra plan --stack STACK [--json]`: render a stack with no credentials, no network.
+
+The real program runs under Pulumi mocks (infra/render.py) and every resource it declares is
+printed with its inputs, secret values masked, followed by the policy verdicts. Fork PRs, which get
+no credentials, run this to see a change's effect.
+
+Config comes from `Pulumi.STACK.yaml`. Its `secure:` values cannot be decrypted offline and are
+shown as set-but-masked; required secrets that are not set at all are reported as unset rather than
+failing, so a fresh clone renders. `--config-json FILE` takes the output of
+`pulumi config --json --show-secrets` instead, to render with the real values (still masked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.config import PROJECT, RawValue
+from infra.errors import ConfigError
+
+UNSET = "<unset>"
+ENCRYPTED = "<encrypted>"
+REQUIRED_SECRETS = tuple(f"{PROJECT}:{k}" for k in ("modalTokenId", "modalTokenSecret"))
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    raw: dict[str, RawValue]
+    unset_secrets: tuple[str, ...]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def config_from_stack_file(path: Path) -> dict[str, RawValue]:
+    """Read a Pulumi stack file; `secure:` values become masked placeholders, flagged secret."""
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(path.stem.removeprefix("Pulumi."), [f"{path.name}: no such stack file"])
+    document = yaml.safe_load(path.read_text()) or {}
+    raw: dict[str, RawValue] = {}
+    for key, value in (document.get("config") or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raw[full] = RawValue(ENCRYPTED, secret=True)
+        else:
+            raw[full] = RawValue(_as_text(value), secret=False)
+    return raw
+
+
+def config_from_json(text: str) -> dict[str, RawValue]:
+    """Read `pulumi config --json --show-secrets` output: {key: {value, secret, objectValue?}}."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise ConfigError("?", [f"--config-json: not JSON ({error.msg})"]) from None
+    if not isinstance(document, dict):
+        raise ConfigError("?", ["--config-json: expected the object `pulumi config --json` prints"])
+    raw: dict[str, RawValue] = {}
+    for key, entry in document.items():
+        if not isinstance(entry, dict) or "value" not in entry and "objectValue" not in entry:
+            raise ConfigError(
+                "?", [f"--config-json: {key}: expected {{'value': ..., 'secret': ...}}"]
+            )
+        value = entry.get("objectValue", entry.get("value"))
+        raw[key] = RawValue(_as_text(value), secret=bool(entry.get("secret", False)))
+    return raw
+
+
+def load_config(
+    stack: str, config_json: str | None = None, project_dir: Path = PROJECT_DIR
+) -> LoadedConfig:
+    raw = (
+        config_from_json(config_json)
+        if config_json is not None
+        else config_from_stack_file(project_dir / f"Pulumi.{stack}.yaml")
+    )
+    unset = tuple(k for k in REQUIRED_SECRETS if k not in raw)
+    for key in unset:
+        raw[key] = RawValue(UNSET, secret=True)
+    return LoadedConfig(raw=raw, unset_secrets=unset)
+
+
+def _visible_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    # `__provider` is a dynamic resource's pickled provider: opaque, and not the user's input.
+    return {k: v for k, v in sorted(inputs.items()) if not k.startswith("__")}
+
+
+def plan_document(
+    stack: str, config_json: str | None = None, project_dir: Path = PROJECT_DIR
+) -> dict[str, Any]:
+    """Everything the plan prints, as the JSON object DESIGN.md specifies."""
+    from infra.config import parse_config
+    from infra.policies import evaluate
+    from infra.render import render
+
+    loaded = load_config(stack, config_json, project_dir)
+    rendering = render(parse_config(stack, loaded.raw))
+    resources = sorted(rendering.resources, key=lambda r: (r.type, r.name))
+    return {
+        "stack": stack,
+        "resources": [
+            {"type": r.type, "name": r.name, "inputs": _visible_inputs(dict(r.inputs))}
+            for r in resources
+        ],
+        "violations": [v.as_dict() for v in evaluate(rendering)],
+        "unset_secrets": list(loaded.unset_secrets),
+    }
+
+
+def _pretty(value: Any) -> Any:
+    """Policy documents are JSON strings; show them as structure so a reviewer can read them."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _pretty(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pretty(v) for v in value]
+    return value
+
+
+def format_text(document: dict[str, Any]) -> str:
+    lines = [
+        f"stack {document['stack']}: offline plan (Pulumi mocks: no credentials, no network; "
+        "secret values masked)"
+    ]
+    if document["unset_secrets"]:
+        keys = ", ".join(document["unset_secrets"])
+        lines.append(f"secrets not set: {keys} (pulumi config set --secret KEY --stack STACK)")
+    lines.append(f"{len(document['resources'])} resources:")
+    for resource in document["resources"]:
+        lines.append(f"\n+ {resource['type']}  {resource['name']}")
+        for key, value in resource["inputs"].items():
+            rendered = json.dumps(_pretty(value), indent=2, sort_keys=True)
+            rendered = rendered.replace("\n", "\n      ")
+            lines.append(f"    {key}: {rendered}")
+    violations = document["violations"]
+    lines.append("")
+    if not violations:
+        lines.append("policy verdicts: all checks passed")
+    else:
+        lines.append(f"policy verdicts: {len(violations)} violation(s)")
+        for v in violations:
+            lines.append(f"  [{v['level']}] {v['policy']}: {v['resource']}: {v['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    config_json = None
+    if args.config_json:
+        config_json = (
+            sys.stdin.read() if args.config_json == "-" else Path(args.config_json).read_text()
+        )
+    document = plan_document(args.stack, config_json)
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print(format_text(document), end="")
+    mandatory = [v for v in document["violations"] if v["level"] == "mandatory"]
+    return 1 if mandatory else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="render a stack offline and print its resources and policy verdicts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--stack", required=True, help="stack name: dev or prod")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--config-json",
+        metavar="FILE",
+        help="use `pulumi config --json --show-secrets` output (FILE or - for stdin)",
+    )
+    parser.set_defaults(func=run)
