@@ -420,7 +420,8 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
         )
     elif environment == "" and stack not in ENVIRONMENTS:
         r.problem("stack", f"{stack!r} is not a known stack; expected one of: dev, prod")
-    is_prod = environment == "prod"
+    # Prod-only rules follow only a consistent environment, so one mistake gives one message.
+    is_prod = environment == "prod" and stack == environment
 
     owner = r.string("githubOwner", _github_login)
     repository = r.string("githubRepository", _github_repository)

@@ -5,8 +5,9 @@ Who may do what:
 - runtime boundary: the ceiling on the runtime principal. Even a deploy role that rewrites the
   runtime's inline policy cannot lift it past Get/Put/List on this stack's bucket.
 - deploy role (CI `pulumi up` in the GitHub environment): read everything the stack owns; change
-  only the runtime principal (always under the boundary) and the bucket. It can not change itself,
-  the preview and drift roles, the boundary, or the OIDC providers: those need the admin bootstrap.
+  only the runtime principal (always under the boundary) and the bucket's settings. It can not
+  change itself, the preview and drift roles, the boundary, the OIDC providers or the bucket
+  policy (which could grant it object access): those need the admin (README: Bootstrap).
 - preview and drift roles: read-only versions of the deploy role's reads.
 """
 
@@ -146,9 +147,7 @@ _BUCKET_READ = [
 _BUCKET_WRITE = [
     "s3:CreateBucket",
     "s3:DeleteBucket",
-    "s3:DeleteBucketPolicy",
     "s3:PutBucketOwnershipControls",
-    "s3:PutBucketPolicy",
     "s3:PutBucketPublicAccessBlock",
     "s3:PutBucketTagging",
     "s3:PutBucketVersioning",

@@ -9,3 +9,14 @@ for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_
     os.environ.pop(_name, None)
 for _name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL", "MODAL_PROFILE"):
     os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def renderings():
+    """Both stacks rendered under mocks, once per session: {"dev": Rendering, "prod": Rendering}."""
+    from infra.render import render
+    from tests.stacks import stack_config
+
+    return {stack: render(stack_config(stack)) for stack in ("dev", "prod")}

@@ -1,0 +1,135 @@
+"""`python -m infra plan`: renders both stacks offline, masks secrets, reports config mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.plan import PROJECT_DIR, plan_document
+from tests.stacks import PLANTED, raw_config
+
+OFFLINE_ENV = {
+    "PATH": os.environ.get("PATH", ""),
+    "HOME": os.environ.get("HOME", "/tmp"),
+    # no credentials of any kind, and a proxy that goes nowhere: the plan must not need the network
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+}
+
+
+def run_plan(*args: str, stdin: str | None = None, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "infra", "plan", *args],
+        cwd=cwd,
+        env=OFFLINE_ENV,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def pulumi_config_json(stack: str, **overrides: object) -> str:
+    """What `pulumi config --json --show-secrets` prints for a stack with these values."""
+    document = {}
+    for key, raw in raw_config(stack, **overrides).items():
+        document[key] = {"value": raw.value, "secret": raw.secret}
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_committed_stack_files_render_with_no_credentials(stack) -> None:
+    result = run_plan("--stack", stack, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {"stack", "resources", "violations", "unset_secrets"}
+    assert document["stack"] == stack
+    assert document["violations"] == []
+    # committed stack files hold no secret, so the two token secrets are reported as unset
+    assert document["unset_secrets"] == ["rentagpu:modalTokenId", "rentagpu:modalTokenSecret"]
+    types = {r["type"] for r in document["resources"]}
+    assert "github:index/repositoryEnvironment:RepositoryEnvironment" in types
+    assert "aws:iam/role:Role" in types
+    for resource in document["resources"]:
+        assert set(resource) == {"type", "name", "inputs"}
+
+
+def test_text_plan_lists_every_resource_and_the_verdicts() -> None:
+    text = run_plan("--stack", "prod").stdout
+    document = json.loads(run_plan("--stack", "prod", "--json").stdout)
+    for resource in document["resources"]:
+        assert f"+ {resource['type']}  {resource['name']}\n" in text
+    assert f"{len(document['resources'])} resources:" in text
+    assert "policy verdicts: all checks passed" in text
+    assert "secrets not set: rentagpu:modalTokenId, rentagpu:modalTokenSecret" in text
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_planted_secrets_never_appear_in_text_or_json(stack) -> None:
+    config = pulumi_config_json(stack)
+    outputs = [
+        run_plan("--stack", stack, "--config-json", "-", stdin=config),
+        run_plan("--stack", stack, "--json", "--config-json", "-", stdin=config),
+    ]
+    for result in outputs:
+        assert result.returncode == 0, result.stderr
+        for value in PLANTED.values():
+            assert value not in result.stdout and value not in result.stderr
+    document = json.loads(outputs[1].stdout)
+    assert document["unset_secrets"] == []
+    secrets = [r for r in document["resources"] if r["type"].endswith("ActionsEnvironmentSecret")]
+    assert [s["inputs"]["value"] for s in secrets] == ["[secret]", "[secret]"]
+
+
+def test_a_plaintext_secret_in_a_stack_file_is_refused_without_echoing_it(tmp_path) -> None:
+    leaked = PLANTED["rentagpu:modalTokenSecret"]
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+        + f"  rentagpu:modalTokenSecret: {leaked}\n"
+    )
+    document = None
+    from infra.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        document = plan_document("dev", project_dir=tmp_path)
+    assert document is None
+    assert "rentagpu:modalTokenSecret: is stored in plain text" in str(caught.value)
+    assert leaked not in str(caught.value)
+
+
+def test_secure_values_in_a_stack_file_count_as_set_and_stay_masked(tmp_path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+        + "  rentagpu:modalTokenId:\n    secure: v1:AAAAexampleciphertext\n"
+    )
+    document = plan_document("dev", project_dir=tmp_path)
+    assert document["unset_secrets"] == ["rentagpu:modalTokenSecret"]
+    assert "v1:AAAA" not in json.dumps(document)
+
+
+def test_a_config_mistake_exits_2_with_one_line_per_problem_and_no_traceback() -> None:
+    config = pulumi_config_json("prod", reviewers=None, reviewerTeams=None, bucket="No_Such")
+    result = run_plan("--stack", "prod", "--config-json", "-", stdin=config)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert "stack 'prod' config has 2 problems; nothing was changed" in result.stderr
+    assert "  - rentagpu:bucket: 'No_Such' is not valid" in result.stderr
+    assert "  - rentagpu:reviewers: prod needs at least one required reviewer" in result.stderr
+
+
+def test_an_unknown_stack_is_a_clear_error() -> None:
+    result = run_plan("--stack", "staging")
+    assert result.returncode == 2
+    assert "Pulumi.staging.yaml: no such stack file" in result.stderr
+
+
+def test_malformed_config_json_is_a_clear_error() -> None:
+    result = run_plan("--stack", "dev", "--config-json", "-", stdin="{not json")
+    assert result.returncode == 2
+    assert "--config-json: not JSON" in result.stderr
