@@ -1,0 +1,124 @@
+"""`matmul`: a square matrix-multiply benchmark reporting achieved TFLOP/s.
+
+Fields: `n` (size, 8-32768; at most 4096 on a CPU), `dtype` (float32, float16, bfloat16, float64),
+`iters` (timed repetitions, 1-1000). Runs on the GPU through torch when there is one, else through
+NumPy on the CPU, where float16/bfloat16 are computed in float32 (NumPy has no fast kernel for
+them; the result says so in `computed_dtype`). A product costs 2*n^3 floating-point operations.
+The result also reports the error of a few output entries against a float64 reference, so a
+fast-but-wrong configuration cannot pass as a good benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modal_app.accelerator import Accelerator
+from modal_app.context import JobContext
+from modal_app.errors import PayloadError
+from modal_app.jobs import Job
+from modal_app.payload import Fields
+
+DTYPES = ("bfloat16", "float16", "float32", "float64")
+MAX_N = 32768  # three bf16 matrices of this size are 6 GiB: fits every GPU Modal offers
+MAX_N_CPU = 4096  # beyond this one CPU product takes minutes
+WARMUP = 3
+_CHECK = 4  # output entries per side compared with the float64 reference
+
+
+@dataclass(frozen=True)
+class Params:
+    n: int
+    dtype: str
+    iters: int
+
+
+def parse(fields: Fields, context: JobContext) -> Params:
+    n = fields.integer("n", low=8, high=MAX_N, default=2048)
+    dtype = fields.choice("dtype", DTYPES, default="bfloat16")
+    iters = fields.integer("iters", low=1, high=1000, default=10)
+    if n > MAX_N_CPU and not context.accelerator().is_gpu:
+        raise PayloadError("n", f"{n} is out of range on a CPU; expected 8-{MAX_N_CPU} without a GPU")
+    return Params(n, dtype, iters)
+
+
+def _max_relative_error(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    reference = a[:_CHECK].astype(np.float64) @ b[:, :_CHECK].astype(np.float64)
+    got = c[:_CHECK, :_CHECK].astype(np.float64)
+    scale = np.maximum(np.abs(reference), 1.0)  # entries near 0 would make a relative error meaningless
+    return float(np.max(np.abs(got - reference) / scale))
+
+
+def _run_numpy(params: Params) -> tuple[float, str, float]:
+    computed = params.dtype if params.dtype in ("float32", "float64") else "float32"
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((params.n, params.n), dtype=np.dtype(computed))
+    b = rng.standard_normal((params.n, params.n), dtype=np.dtype(computed))
+    c = np.empty_like(a)
+    np.matmul(a, b, out=c)  # warm-up: thread pool start, page faults on `c`
+    start = time.perf_counter()
+    for _ in range(params.iters):
+        np.matmul(a, b, out=c)
+    seconds = time.perf_counter() - start
+    return seconds, computed, _max_relative_error(a, b, c)
+
+
+def _run_torch(params: Params, accelerator: Accelerator) -> tuple[float, str, float]:
+    torch = accelerator.torch
+    assert torch is not None
+    dtype = getattr(torch, params.dtype)
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    a = torch.randn(params.n, params.n, device="cuda", dtype=dtype, generator=generator)
+    b = torch.randn(params.n, params.n, device="cuda", dtype=dtype, generator=generator)
+    c = torch.empty_like(a)
+    for _ in range(WARMUP):  # cuBLAS picks its kernel and the clocks ramp up
+        torch.matmul(a, b, out=c)
+    torch.cuda.synchronize()
+    # CUDA events time the GPU work itself, not Python's launch overhead around it.
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(params.iters):
+        torch.matmul(a, b, out=c)
+    end.record()
+    end.synchronize()
+    seconds = start.elapsed_time(end) / 1000.0
+    # Only the checked corner comes back to the host.
+    error = _max_relative_error(
+        a[:_CHECK].float().cpu().numpy(),
+        b[:, :_CHECK].float().cpu().numpy(),
+        c[:_CHECK, :_CHECK].float().cpu().numpy(),
+    )
+    return seconds, params.dtype, error
+
+
+def run(params: Params, context: JobContext) -> dict[str, Any]:
+    accelerator = context.accelerator()
+    if accelerator.is_gpu:
+        seconds, computed, error = _run_torch(params, accelerator)
+    else:
+        seconds, computed, error = _run_numpy(params)
+    flops = 2.0 * params.n**3 * params.iters
+    return {
+        "n": params.n,
+        "dtype": params.dtype,
+        "computed_dtype": computed,
+        "iters": params.iters,
+        "backend": accelerator.backend,
+        "device": accelerator.device_name,
+        "seconds": seconds,
+        "tflops": flops / seconds / 1e12 if seconds > 0 else float("inf"),
+        "max_relative_error": error,
+    }
+
+
+JOB = Job(
+    name="matmul",
+    summary="square matrix-multiply benchmark; reports achieved TFLOP/s",
+    fields=("n", "dtype", "iters"),
+    parse=parse,
+    run=run,
+)

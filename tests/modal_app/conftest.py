@@ -1,0 +1,165 @@
+"""A bucket laid out as a stack lays it out, and the runtime secret's keys for each auth mode, with
+the runtime principal holding exactly the policy `infra.iam.runtime_policy` renders."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from infra import iam, names
+from modal_app import settings as keys
+from modal_app.context import JobContext, s3_store
+from modal_app.settings import Settings
+from modal_app.storage import JobStore
+from tests.fakes.aws_fixtures import MotoServer, moto_server, unique, web_identity_token  # noqa: F401
+
+INPUT_PREFIX = "jobs/in/"
+OUTPUT_PREFIX = "jobs/out/"
+WORKSPACE = "ac-test0workspace"
+ENVIRONMENT = "dev"
+APP = "rentagpu-executor"
+FUNCTION = "run_gpu_job"
+
+# Inputs every test bucket starts with. MATRIX's columns have known statistics.
+MATRIX = np.arange(24, dtype=np.float32).reshape(8, 3) * np.array([1.0, -2.0, 0.5], dtype=np.float32)
+VALUES = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One stack's bucket and the runtime secret for one auth mode."""
+
+    server: MotoServer
+    bucket: str
+    environ: dict[str, str]
+
+    def snapshot(self) -> dict[str, str]:
+        return self.server.snapshot(self.bucket)
+
+    def read(self, key: str) -> bytes:
+        return self.server.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+def modal_subject(environment: str = ENVIRONMENT, app: str = APP, function: str = FUNCTION) -> str:
+    """The `sub` Modal puts in a container's identity token."""
+    return (
+        f"modal:workspace_id:{WORKSPACE}:environment_name:{environment}:app_name:{app}"
+        f":function_name:{function}:container_id:ta-{unique('c')[2:]}"
+    )
+
+
+def modal_token(subject: str | None = None) -> str:
+    return web_identity_token(
+        f"https://{names.MODAL_OIDC_HOST}", names.MODAL_OIDC_AUDIENCE, subject or modal_subject()
+    )
+
+
+@pytest.fixture
+def bucket(moto_server: MotoServer) -> str:  # noqa: F811
+    name = moto_server.create_bucket()
+    s3 = moto_server.client("s3")
+    s3.put_object(Bucket=name, Key=f"{INPUT_PREFIX}matrix.npy", Body=npy_bytes(MATRIX))
+    s3.put_object(Bucket=name, Key=f"{INPUT_PREFIX}values.json", Body=json.dumps(VALUES).encode())
+    s3.put_object(Bucket=name, Key=f"{INPUT_PREFIX}broken.json", Body=b"[1, 2,")
+    s3.put_object(Bucket=name, Key="private/matrix.npy", Body=npy_bytes(MATRIX))
+    return name
+
+
+def _common(server: MotoServer, bucket: str) -> dict[str, str]:
+    return {
+        keys.AWS_REGION: server.region,
+        keys.BUCKET: bucket,
+        keys.INPUT_PREFIX: INPUT_PREFIX,
+        keys.OUTPUT_PREFIX: OUTPUT_PREFIX,
+        keys.ENDPOINT_URL: server.endpoint_url,
+    }
+
+
+@pytest.fixture
+def access_key_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F811
+    user = moto_server.create_principal(
+        iam.runtime_policy(bucket, INPUT_PREFIX, OUTPUT_PREFIX), path=names.iam_path(ENVIRONMENT)
+    )
+    environ = _common(moto_server, bucket) | {
+        keys.ACCESS_KEY_ID: user.credentials.access_key_id,
+        keys.SECRET_ACCESS_KEY: user.credentials.secret_access_key,
+    }
+    return Stack(moto_server, bucket, environ)
+
+
+@pytest.fixture
+def oidc_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F811
+    provider = moto_server.ensure_oidc_provider(names.MODAL_OIDC_HOST, names.MODAL_OIDC_AUDIENCE)
+    role_arn = moto_server.create_role(
+        iam.modal_runtime_trust(provider, WORKSPACE, ENVIRONMENT, APP, FUNCTION),
+        iam.runtime_policy(bucket, INPUT_PREFIX, OUTPUT_PREFIX),
+        name=unique(names.runtime_role_name(ENVIRONMENT)),
+        path=names.iam_path(ENVIRONMENT),
+    )
+    environ = _common(moto_server, bucket) | {
+        keys.ROLE_ARN: role_arn,
+        keys.IDENTITY_TOKEN: modal_token(),
+    }
+    return Stack(moto_server, bucket, environ)
+
+
+@pytest.fixture(params=[keys.ACCESS_KEY, keys.OIDC])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The same tests in both auth modes."""
+    fixture = "access_key_stack" if request.param == keys.ACCESS_KEY else "oidc_stack"
+    return request.getfixturevalue(fixture)
+
+
+class RecordingStore:
+    """The real S3 store, with every call it makes written down (to prove what was not done)."""
+
+    def __init__(self, inner: JobStore) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+
+    def read_input(self, key: str, field: str, max_bytes: int) -> bytes:
+        self.calls.append(("read_input", key))
+        return self.inner.read_input(key, field, max_bytes)
+
+    def exists(self, key: str) -> bool:
+        self.calls.append(("exists", key))
+        return self.inner.exists(key)
+
+    def put_once(self, key: str, body: bytes, content_type: str) -> bool:
+        self.calls.append(("put_once", key))
+        return self.inner.put_once(key, body, content_type)
+
+
+@dataclass
+class Recorder:
+    """A JobContext over a stack whose stores record their calls; `opened` counts store creations."""
+
+    environ: dict[str, str]
+    stores: list[RecordingStore]
+
+    def context(self) -> JobContext:
+        def factory(settings: Settings, environ, session: str) -> JobStore:
+            store = RecordingStore(s3_store(settings, environ, session))
+            self.stores.append(store)
+            return store
+
+        return JobContext(environ=self.environ, store_factory=factory)
+
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        return [call for store in self.stores for call in store.calls]
+
+
+@pytest.fixture
+def recorder(stack: Stack) -> Recorder:
+    return Recorder(stack.environ, [])
