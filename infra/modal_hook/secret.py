@@ -1,0 +1,294 @@
+"""`ModalSecret`: a named Modal secret in the stack's environment, built from config and outputs.
+
+What the provider guarantees, and why:
+- `check` refuses values that could never work (bad key names, empty secret) and names every
+  `required_keys` entry that is missing, before anything reaches Modal.
+- `create` and `update` write the whole secret in one SecretGetOrCreate with
+  CREATE_OVERWRITE_IF_EXISTS (what `modal secret create --force` sends). There is no
+  delete-then-create, so apps never see a moment without the secret, and a failed update leaves
+  the old values in place. `create` takes over a secret of the same name that the manual guide
+  made, rather than failing on it.
+- Values are secret inputs and the `values` output is secret; `keys` holds only key names.
+  Values never appear in a log line or an error message (errors are redacted with `[secret]`).
+- `read` (`pulumi refresh`) reports a deleted secret (or environment) as gone and a changed key
+  set as drift. Modal never returns secret values, so a value changed by hand is invisible to
+  refresh; `pulumi up` rewrites values only when the stack's inputs change.
+- `delete` removes the secret; a secret that is already gone is not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from infra.modal_hook import validation
+from infra.modal_hook.client import (
+    DEFAULT_POLICY,
+    CallPolicy,
+    Failure,
+    ModalApi,
+    ModalCallError,
+    run_modal,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModalSecretArgs:
+    environment_name: pulumi.Input[str]
+    secret_name: pulumi.Input[str]
+    values: pulumi.Input[Mapping[str, pulumi.Input[str]]]
+    required_keys: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class _LiveSecret:
+    id: str
+    keys: tuple[str, ...]
+
+
+class ModalSecretProvider(ResourceProvider):
+    """Dynamic provider for `ModalSecret`; holds nothing but its (non-secret) call policy."""
+
+    def __init__(self, policy: CallPolicy = DEFAULT_POLICY) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        values = news.get("values")
+        required = news.get("required_keys") or []
+        problems = [
+            *validation.environment_name("environment_name", news.get("environment_name")),
+            *validation.object_name("secret_name", news.get("secret_name"), "secret"),
+            *validation.required_keys("required_keys", required),
+            *validation.secret_values("values", values, required),
+        ]
+        inputs = {
+            "environment_name": news.get("environment_name"),
+            "secret_name": news.get("secret_name"),
+            "values": dict(values) if isinstance(values, Mapping) else values,
+            "required_keys": sorted(set(required)) if isinstance(required, list) else required,
+        }
+        return CheckResult(inputs, [CheckFailure(prop, reason) for prop, reason in problems])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # A secret under another name or in another environment is a new secret; Pulumi creates
+        # it before deleting the old one, so the app's secret exists throughout.
+        replaces = [
+            key
+            for key in ("environment_name", "secret_name")
+            if _differs(olds.get(key), news.get(key))
+        ]
+        values = news.get("values")
+        changed = (
+            _differs(olds.get("values"), values)
+            or _differs(olds.get("keys"), _key_names(values))
+            or _differs(olds.get("required_keys"), news.get("required_keys"))
+        )
+        return DiffResult(
+            changes=bool(replaces) or changed,
+            replaces=replaces,
+            stables=[],
+            delete_before_replace=False,
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        environment, name, values = _identity(props)
+        live = self._write(environment, name, values, verb="create")
+        return CreateResult(id_=f"{environment}/{name}", outs=_outputs(props, live))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        environment, name = _name_from(id_, props)
+
+        async def operation(api: ModalApi) -> _LiveSecret | None:
+            return await _lookup(api, environment, name)
+
+        action = f"read Modal secret '{name}' in environment '{environment}'"
+        live = run_modal(action, operation, policy=self.policy, secrets=_secret_strings(props))
+        if live is None:
+            log.warning("Modal secret %r in %r no longer exists", name, environment)
+            return ReadResult(id_="", outs={})
+        # Modal never returns values, so the stored ones stay; keys and id are what Modal reports.
+        outs = {
+            **_outputs(props, live),
+            "environment_name": environment,
+            "secret_name": name,
+            "keys": list(live.keys),
+        }
+        return ReadResult(id_=id_, outs=outs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        environment, name, values = _identity(news)
+        if olds.get("values") == values and olds.get("keys") == _key_names(values):
+            # Only required_keys changed: the hook's own check, nothing to send to Modal.
+            return UpdateResult(_outputs(news, _LiveSecret(olds.get("secret_id", ""), ())))
+        live = self._write(environment, name, values, verb="update")
+        return UpdateResult(_outputs(news, live))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        environment, name = _name_from(id_, props)
+
+        async def operation(api: ModalApi) -> None:
+            from modal_proto import api_pb2
+
+            live = await _lookup(api, environment, name)
+            if live is None:
+                log.info("Modal secret %r in %r is already gone", name, environment)
+                return
+            try:
+                await api.call("SecretDelete", api_pb2.SecretDeleteRequest(secret_id=live.id))
+            except ModalCallError as exc:
+                if exc.failure is not Failure.NOT_FOUND:
+                    raise
+
+        action = f"delete Modal secret '{name}' in environment '{environment}'"
+        run_modal(action, operation, policy=self.policy, secrets=_secret_strings(props))
+
+    def _write(self, environment: str, name: str, values: dict[str, str], verb: str) -> _LiveSecret:
+        """Create or overwrite the whole secret in one call (`modal secret create --force`)."""
+
+        async def operation(api: ModalApi) -> _LiveSecret:
+            from modal_proto import api_pb2
+
+            log.info(
+                "Modal secret %r in %r: writing keys %s",
+                name,
+                environment,
+                ", ".join(sorted(values)),
+            )
+            request = api_pb2.SecretGetOrCreateRequest(
+                deployment_name=name,
+                environment_name=environment,
+                object_creation_type=api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS,
+                env_dict=values,
+            )
+            try:
+                reply = await api.call("SecretGetOrCreate", request)
+            except ModalCallError as exc:
+                if exc.failure is Failure.NOT_FOUND:
+                    raise api.error(
+                        Failure.NOT_FOUND,
+                        f"environment '{environment}' does not exist. Create it first: the "
+                        "ModalEnvironment resource must come before its secrets (pass its "
+                        "environment_name output into the secret).",
+                        rpc="SecretGetOrCreate",
+                    ) from None
+                raise
+            return _LiveSecret(reply.secret_id, tuple(sorted(values)))
+
+        action = f"{verb} Modal secret '{name}' in environment '{environment}'"
+        return run_modal(action, operation, policy=self.policy, secrets=values.values())
+
+
+class ModalSecret(pulumi.dynamic.Resource, module="rentagpu", name="ModalSecret"):
+    """A named Modal secret (see the module docstring for what is guaranteed)."""
+
+    environment_name: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    keys: pulumi.Output[list[str]]
+    values: pulumi.Output[dict[str, str]]
+    required_keys: pulumi.Output[list[str]]
+    secret_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        args: ModalSecretArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        provider: ModalSecretProvider | None = None,
+    ) -> None:
+        props = {
+            "environment_name": args.environment_name,
+            "secret_name": args.secret_name,
+            # Secret as a whole, whatever the caller marked: every value is a credential.
+            "values": pulumi.Output.secret(args.values),
+            "required_keys": sorted(set(args.required_keys)),
+            "keys": None,
+            "secret_id": None,
+        }
+        # The engine re-marks outputs named like secret inputs; this states it for `values` too.
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["values"])
+        opts = pulumi.ResourceOptions.merge(opts, secret_outputs)
+        super().__init__(provider or ModalSecretProvider(), resource_name, props, opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the provider methods
+# ---------------------------------------------------------------------------------------------
+
+
+def _differs(old: Any, new: Any) -> bool:
+    if validation.is_unknown(new):
+        return True
+    if isinstance(new, Mapping):
+        return (
+            not isinstance(old, Mapping)
+            or any(validation.is_unknown(v) for v in new.values())
+            or dict(old) != dict(new)
+        )
+    if isinstance(new, list | tuple):
+        return not isinstance(old, list | tuple) or list(old) != list(new)
+    return old != new
+
+
+def _key_names(values: Any) -> Any:
+    return sorted(values) if isinstance(values, Mapping) else values
+
+
+def _identity(props: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
+    return props["environment_name"], props["secret_name"], dict(props["values"])
+
+
+def _name_from(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
+    """Environment and name from stored outputs, or from the id (`ENV/NAME`) on an import."""
+    environment, _, name = id_.partition("/")
+    return props.get("environment_name") or environment, props.get("secret_name") or name
+
+
+def _secret_strings(props: Mapping[str, Any]) -> list[str]:
+    values = props.get("values")
+    return [v for v in values.values() if isinstance(v, str)] if isinstance(values, Mapping) else []
+
+
+def _outputs(props: Mapping[str, Any], live: _LiveSecret) -> dict[str, Any]:
+    values = dict(props.get("values") or {})
+    return {
+        "environment_name": props.get("environment_name"),
+        "secret_name": props.get("secret_name"),
+        "keys": sorted(values),
+        "values": values,
+        "required_keys": list(props.get("required_keys") or []),
+        "secret_id": live.id,
+    }
+
+
+async def _lookup(api: ModalApi, environment: str, name: str) -> _LiveSecret | None:
+    """The secret's id and key names, or None when it (or its environment) does not exist.
+
+    A lookup is SecretGetOrCreate with no creation type, what `modal.Secret.from_name` sends.
+    """
+    from modal_proto import api_pb2
+
+    request = api_pb2.SecretGetOrCreateRequest(deployment_name=name, environment_name=environment)
+    try:
+        reply = await api.call("SecretGetOrCreate", request)
+    except ModalCallError as exc:
+        if exc.failure is Failure.NOT_FOUND:
+            return None
+        raise
+    return _LiveSecret(reply.secret_id, tuple(sorted(reply.metadata.keys)))

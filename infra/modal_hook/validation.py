@@ -1,0 +1,120 @@
+"""Pure checks of the hook's inputs, run by the providers' `check` before anything is sent to Modal.
+
+Each function returns `(property, reason)` pairs, empty when the value is fine. Reasons name keys
+and allowed forms only, never a secret value. Values Pulumi does not know yet (during a preview)
+are skipped: they are checked again, known, before `create` or `update` runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+ROLES = ("contributor", "viewer", "no-access")
+
+# Pulumi's marker for a value that is not known during a preview (pulumi.runtime.rpc.UNKNOWN),
+# repeated here so that checking needs no `pulumi` import.
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_OBJECT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_APP_ID = re.compile(r"^ap-[A-Za-z0-9]{22}$")
+_SERVICE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Problems = list[tuple[str, str]]
+
+
+def is_unknown(value: Any) -> bool:
+    return isinstance(value, str) and value == UNKNOWN
+
+
+def environment_name(prop: str, value: Any) -> Problems:
+    if is_unknown(value):
+        return []
+    if not isinstance(value, str) or not _ENVIRONMENT_NAME.match(value):
+        return [
+            (
+                prop,
+                "must be a Modal environment name: 1-64 letters, digits, '-' or '_', "
+                "starting with a letter or digit",
+            )
+        ]
+    if value.lower().startswith("en-"):
+        return [(prop, "must not start with 'en-' (Modal reserves it for environment ids)")]
+    return []
+
+
+def object_name(prop: str, value: Any, kind: str) -> Problems:
+    if is_unknown(value):
+        return []
+    if not isinstance(value, str) or not _OBJECT_NAME.match(value) or _APP_ID.match(value):
+        return [(prop, f"must be a Modal {kind} name: 1-64 letters, digits, '.', '-' or '_'")]
+    return []
+
+
+def boolean(prop: str, value: Any) -> Problems:
+    if is_unknown(value) or isinstance(value, bool):
+        return []
+    return [(prop, "must be true or false")]
+
+
+def service_user_roles(prop: str, value: Any) -> Problems:
+    if is_unknown(value):
+        return []
+    if not isinstance(value, Mapping):
+        return [(prop, "must map service user names to a role (contributor, viewer, no-access)")]
+    problems: Problems = []
+    for name, role in value.items():
+        if not isinstance(name, str) or not _SERVICE_USER.match(name):
+            problems.append((f"{prop}.{name}", "is not a Modal service user name"))
+        if not is_unknown(role) and role not in ROLES:
+            problems.append((f"{prop}.{name}", f"must be one of: {', '.join(ROLES)}"))
+    return problems
+
+
+def secret_values(prop: str, value: Any, required_keys: Any) -> Problems:
+    """Keys must be environment variable names, values strings, and every required key present.
+
+    Only key names appear in the reasons: the values are secrets.
+    """
+    if is_unknown(value):
+        return []
+    if not isinstance(value, Mapping):
+        return [(prop, "must map environment variable names to string values")]
+    problems: Problems = []
+    if not value:
+        problems.append((prop, "is empty; a Modal secret needs at least one key"))
+    for key, item in value.items():
+        if not isinstance(key, str) or not _ENV_VAR.match(key):
+            problems.append(
+                (
+                    prop,
+                    f"key {key!r} is not an environment variable name "
+                    "(letters, digits, '_', not starting with a digit)",
+                )
+            )
+        elif not is_unknown(item) and not isinstance(item, str):
+            problems.append((prop, f"the value of {key} must be a string"))
+    if isinstance(required_keys, list | tuple):
+        missing = sorted(k for k in required_keys if isinstance(k, str) and k not in value)
+        if missing:
+            problems.append(
+                (
+                    prop,
+                    f"is missing the required key(s) {', '.join(missing)}; "
+                    "set them in the stack's secure config or the outputs wired into it",
+                )
+            )
+    return problems
+
+
+def required_keys(prop: str, value: Any) -> Problems:
+    if is_unknown(value):
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
+        return [(prop, "must be a list of key names")]
+    return [
+        (prop, f"{k!r} is not an environment variable name") for k in value if not _ENV_VAR.match(k)
+    ]
