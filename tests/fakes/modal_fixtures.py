@@ -1,6 +1,6 @@
 """Pytest fixtures for the fake Modal server. A test folder opts in from its conftest.py:
 
-    from tests.fakes.modal_fixtures import fake_modal, modal_env  # noqa: F401
+    from tests.fakes.modal_fixtures import fake_modal, fake_modal_factory, modal_env  # noqa: F401
 
 `fake_modal` starts a fresh server (its own workspace, owner token, and the CI service user
 `rentagpu-ci`) for one test and yields a `FakeModal` handle. `modal_env` additionally exports the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,11 @@ class FakeModal:
         self.server.clear_calls()
 
     def inject(
-        self, rpc: str, status: Status = Status.UNAVAILABLE, times: int | None = 1, message: str = ""
+        self,
+        rpc: str,
+        status: Status = Status.UNAVAILABLE,
+        times: int | None = 1,
+        message: str = "",
     ) -> None:
         self.server.inject(rpc, status, times, message)
 
@@ -89,15 +93,13 @@ class FakeModal:
         for name in ("MODAL_PROFILE", "MODAL_ENVIRONMENT"):
             monkeypatch.delenv(name, raising=False)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """Run the real `modal` CLI (`.venv/bin/modal ARGS`) against this server."""
         executable = Path(sys.executable).with_name("modal")
         command = [str(executable)] if executable.exists() else [sys.executable, "-m", "modal"]
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("MODAL_")
-        }
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MODAL_")}
         env.update(self.environ(), NO_COLOR="1", TERM="dumb", COLUMNS="200")
         result = subprocess.run(
             [*command, *args], env=env, capture_output=True, text=True, timeout=timeout
@@ -111,18 +113,34 @@ class FakeModal:
 
 
 @pytest.fixture
-def fake_modal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeModal]:
-    config_dir = tmp_path_factory.mktemp("modal-config")
-    config_path = config_dir / "modal.toml"
-    config_path.write_text("")  # an empty profile: nothing from a developer's ~/.modal.toml
-    server = FakeModalServer().start()
-    server.state.add_service_user(CI_SERVICE_USER)
+def fake_modal_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[], FakeModal]]:
+    """Start extra, independent fake servers (e.g. one per client being compared)."""
+    started: list[FakeModalServer] = []
+
+    def start() -> FakeModal:
+        config_dir = tmp_path_factory.mktemp("modal-config")
+        config_path = config_dir / "modal.toml"
+        config_path.write_text("")  # an empty profile: nothing from a developer's ~/.modal.toml
+        server = FakeModalServer().start()
+        started.append(server)
+        server.state.add_service_user(CI_SERVICE_USER)
+        return FakeModal(server, config_path)
+
     try:
-        yield FakeModal(server, config_path)
+        yield start
     finally:
-        server.stop()
-    bugs = server.fake_bugs()
-    assert not bugs, f"the fake Modal server crashed handling {[c.rpc for c in bugs]}"
+        for server in started:
+            server.stop()
+    bugs = [call.rpc for server in started for call in server.fake_bugs()]
+    assert not bugs, f"the fake Modal server crashed handling {bugs}"
+
+
+@pytest.fixture
+def fake_modal(fake_modal_factory: Callable[[], FakeModal]) -> FakeModal:
+    """A fresh fake server: a workspace with an owner token and the service user rentagpu-ci."""
+    return fake_modal_factory()
 
 
 @pytest.fixture

@@ -43,7 +43,9 @@ def test_create_read_update_read_delete(prod, secret_provider):
     assert updated.outs["keys"] == ["AWS_REGION", "BUCKET"]
     assert updated.outs["secret_id"] == secret_id  # overwritten in place, never recreated
     writes = [(c.rpc, c.request.object_creation_type) for c in prod.calls]
-    assert writes == [("SecretGetOrCreate", api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS)]
+    assert writes == [
+        ("SecretGetOrCreate", api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS)
+    ]
 
     assert provider.read(created.id, updated.outs).outs == updated.outs
 
