@@ -1,0 +1,163 @@
+"""Drive the pack's policies the way the engine and pulumi-policy do, without starting a pack.
+
+Props are built as the engine sends them (secrets as signature envelopes) and deserialized with
+pulumi-policy's own functions: `proxy_secrets=True` for the remediation pass, plain for analysis,
+each wrapped in the SDK's unknown-checking proxy. So a test sees exactly what a policy sees under
+`pulumi preview --policy-pack`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+from infra.policies import PolicyContext
+from infra.policy_pack.pack import SecretMarks, build_policies
+
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+UNKNOWN_STRING = UNKNOWN_STRING_VALUE
+REPOSITORY = "acme-ml/rentagpu"
+
+
+def context(environment: str | None = "prod", **kwargs: Any) -> PolicyContext:
+    return PolicyContext(environment=environment, github_repository=REPOSITORY, **kwargs)
+
+
+def secret(value: Any) -> dict[str, Any]:
+    """A value as the engine sends a secret to a policy pack (decrypted, but marked)."""
+    return {**SECRET_SIG, "value": value}
+
+
+def mark_secret(props: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """Engine-style props: the values at these dotted paths wrapped as secrets."""
+    marked = copy.deepcopy(dict(props))
+    # Deepest first, so wrapping 'values' after 'values.KEY' still finds the inner value.
+    for path in sorted(paths, key=lambda p: p.count("."), reverse=True):
+        parts = path.split(".")
+        holder: Any = marked
+        for part in parts[:-1]:
+            holder = holder[int(part)] if isinstance(holder, list) else holder[part]
+        last: Any = int(parts[-1]) if isinstance(holder, list) else parts[-1]
+        holder[last] = secret(holder[last])
+    return marked
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+
+
+def urn(typ: str, name: str, stack: str = "prod") -> str:
+    return f"urn:pulumi:{stack}::rentagpu::{typ}::{name}"
+
+
+def analysis_args(typ: str, name: str, engine_props: Mapping[str, Any]) -> ResourceValidationArgs:
+    """What pulumi-policy's `Analyze` hands `validate`: secret envelopes dropped, unknowns guarded."""
+    props = unknown_checking_proxy(deserialize_properties(copy.deepcopy(dict(engine_props))))
+    return ResourceValidationArgs(typ, props, urn(typ, name), name, _options(), None)
+
+
+def remediation_args(
+    typ: str, name: str, engine_props: Mapping[str, Any]
+) -> ResourceValidationArgs:
+    """What pulumi-policy's `Remediate` hands `remediate`: secrets kept as `Secret` behind a proxy."""
+    props = unknown_checking_proxy(deserialize_properties(copy.deepcopy(dict(engine_props)), True))
+    return ResourceValidationArgs(typ, props, urn(typ, name), name, _options(), None)
+
+
+def stack_args(resources: Sequence[tuple[str, str, Mapping[str, Any]]]) -> StackValidationArgs:
+    """What pulumi-policy's `AnalyzeStack` hands a stack policy (engine-style props per resource)."""
+    return StackValidationArgs(
+        [
+            PolicyResource(
+                typ,
+                unknown_checking_proxy(deserialize_properties(copy.deepcopy(dict(props)))),
+                urn(typ, name),
+                name,
+                _options(),
+                None,
+                None,
+                [],
+                {},
+            )
+            for typ, name, props in resources
+        ]
+    )
+
+
+def pack_policies(ctx: PolicyContext) -> dict[str, Any]:
+    return {p.name: p for p in build_policies(lambda: ctx, SecretMarks())}
+
+
+def validate_resource(
+    policy: ResourceValidationPolicy, typ: str, props: Mapping[str, Any], name: str = "subject"
+) -> list[str]:
+    """Messages `policy` reports for one resource, after the remediation pass if it has one.
+
+    `props` are engine-style: wrap secret values with `secret()` / `mark_secret()`.
+    """
+    if policy.has_remediation():
+        policy.remediate(remediation_args(typ, name, props))
+    reported: list[str] = []
+    policy.validate(
+        analysis_args(typ, name, props), lambda message, _urn=None: reported.append(message)
+    )
+    return reported
+
+
+def validate_stack(
+    policy: StackValidationPolicy, resources: Sequence[tuple[str, str, Mapping[str, Any]]]
+) -> list[tuple[str | None, str]]:
+    """(urn, message) pairs a stack policy reports."""
+    reported: list[tuple[str | None, str]] = []
+    policy.validate(stack_args(resources), lambda message, at=None: reported.append((at, message)))
+    return reported
+
+
+@dataclass(frozen=True)
+class PackVerdict:
+    policy: str
+    resource: str | None
+    message: str
+
+
+def run_pack(rendering: Any, ctx: PolicyContext) -> list[PackVerdict]:
+    """The whole pack over a rendered stack, in the engine's order: per resource every
+    remediation, then every validation; then the stack policies."""
+    policies = build_policies(lambda: ctx, SecretMarks())
+    verdicts: list[PackVerdict] = []
+    engine_resources = []
+    for rendered in rendering.resources:
+        props = {k: v for k, v in rendered.raw_inputs.items() if not k.startswith("__")}
+        engine = mark_secret(props, rendered.secret_paths)
+        engine_resources.append((rendered.type, rendered.name, engine))
+        resource_policies = [p for p in policies if isinstance(p, ResourceValidationPolicy)]
+        for policy in resource_policies:
+            if policy.has_remediation():
+                policy.remediate(remediation_args(rendered.type, rendered.name, engine))
+        for policy in resource_policies:
+            policy.validate(
+                analysis_args(rendered.type, rendered.name, engine),
+                lambda message, _urn=None, p=policy, r=rendered: verdicts.append(
+                    PackVerdict(p.name, r.name, message)
+                ),
+            )
+    for policy in policies:
+        if isinstance(policy, StackValidationPolicy):
+            for at, message in validate_stack(policy, engine_resources):
+                name = at.rsplit("::", 1)[-1] if at else None
+                verdicts.append(PackVerdict(policy.name, name, message))
+    return verdicts

@@ -1,0 +1,204 @@
+"""The pack over the program's own output: both stacks pass, and weakened copies are caught.
+
+Every stack is checked twice: by `infra.policies.evaluate` (what `python -m infra plan` prints)
+and by the pack's pulumi-policy objects fed the way the engine feeds them (tests/policies/support).
+Both must agree. Weakened copies change one rendered resource's inputs, or one builder in
+infra/iam.py, never a hand-written stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+from collections.abc import Callable
+
+import pytest
+
+from infra import iam, plan
+from infra.config import parse_config
+from infra.policies import evaluate, evaluate_stacks
+from infra.render import Rendering, render
+from tests.policies.support import context, run_pack
+
+Verdicts = set[tuple[str, str, str]]
+
+
+def verdicts(rendering: Rendering) -> Verdicts:
+    """(policy, resource, message) from the offline plan; asserts the pack says the same."""
+    ctx = context(rendering.stack)
+    offline = {
+        (v.policy, v.resource if v.resource != "(stack)" else "", v.message)
+        for v in evaluate(rendering, ctx)
+    }
+    pack = {(v.policy, v.resource or "", v.message) for v in run_pack(rendering, ctx)}
+    assert pack == offline, "the pack and the offline plan disagree"
+    return offline
+
+
+def weaken(rendering: Rendering, name: str, change: Callable[[dict], None]) -> Rendering:
+    """A copy of `rendering` whose resource `name` has had `change` applied to its inputs.
+
+    The checks read `raw_inputs` (and `secret_paths`); the masked `inputs` are for printing.
+    """
+    resources = []
+    found = False
+    for resource in rendering.resources:
+        if resource.name == name:
+            found = True
+            raw = copy.deepcopy(dict(resource.raw_inputs))
+            change(raw)
+            resource = dataclasses.replace(resource, raw_inputs=raw)
+        resources.append(resource)
+    assert found, f"no resource {name} in the {rendering.stack} rendering"
+    return dataclasses.replace(rendering, resources=tuple(resources))
+
+
+def unmark(rendering: Rendering, name: str) -> Rendering:
+    """A copy in which resource `name`'s inputs are no longer marked secret."""
+    resources = tuple(
+        dataclasses.replace(r, secret_paths=()) if r.name == name else r
+        for r in rendering.resources
+    )
+    return dataclasses.replace(rendering, resources=resources)
+
+
+def edit_json(text: str, change: Callable[[dict], None]) -> str:
+    document = json.loads(text)
+    change(document)
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The program's stacks pass
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_rendered_stack_passes_the_pack(renderings, stack) -> None:
+    rendering = renderings[stack]
+    assert verdicts(rendering) == set()
+    # and the pack really looked: the resources its checks are about are there
+    types = {r.type for r in rendering.resources}
+    assert {
+        "aws:iam/role:Role",
+        "aws:iam/rolePolicy:RolePolicy",
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret",
+        "github:index/repositoryEnvironment:RepositoryEnvironment",
+    } <= types
+
+
+def test_dev_and_prod_share_nothing(renderings) -> None:
+    assert evaluate_stacks([renderings["dev"], renderings["prod"]]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Weakened copies are caught by the right policy
+# ---------------------------------------------------------------------------------------------
+
+
+def test_prod_without_reviewers_is_caught(renderings) -> None:
+    weak = weaken(renderings["prod"], "prod-environment", lambda raw: raw.update(reviewers=[]))
+    found = verdicts(weak)
+    assert {(p, r) for p, r, _ in found} == {("prod-environment-protected", "prod-environment")}
+
+
+def test_prod_with_admin_bypass_and_a_second_branch_is_caught(renderings) -> None:
+    weak = weaken(
+        renderings["prod"], "prod-environment", lambda raw: raw.update(canAdminsBypass=True)
+    )
+    weak = weaken(weak, "prod-deploy-from-main", lambda raw: raw.update(branchPattern="release/*"))
+    assert {(p, r) for p, r, _ in verdicts(weak)} == {
+        ("prod-environment-protected", "prod-environment"),
+        ("prod-deploys-from-main-only", "prod-environment"),
+    }
+
+
+def test_a_wildcard_github_subject_is_caught(renderings) -> None:
+    host = "token.actions.githubusercontent.com"
+
+    def widen(trust: dict) -> None:
+        condition = trust["Statement"][0]["Condition"]
+        del condition["StringEquals"][f"{host}:sub"]
+        condition["StringLike"] = {f"{host}:sub": "repo:acme-ml/*"}
+
+    weak = weaken(
+        renderings["prod"],
+        "prod-deploy-role",
+        lambda raw: raw.update(assumeRolePolicy=edit_json(raw["assumeRolePolicy"], widen)),
+    )
+    found = verdicts(weak)
+    assert {(p, r) for p, r, _ in found} == {("oidc-trust-pinned", "prod-deploy-role")}
+    assert any("'repo:acme-ml/*'" in message for _, _, message in found)
+
+
+def test_a_star_action_is_caught(renderings) -> None:
+    def grant_everything(policy: dict) -> None:
+        policy["Statement"][0]["Action"].append("*")
+
+    weak = weaken(
+        renderings["dev"],
+        "dev-deploy-role-policy",
+        lambda raw: raw.update(policy=edit_json(raw["policy"], grant_everything)),
+    )
+    found = verdicts(weak)
+    assert {(p, r) for p, r, _ in found} == {("iam-no-wildcards", "dev-deploy-role-policy")}
+    assert any("'ReadStackRoles' allows *" in message for _, _, message in found)
+
+
+def test_a_runtime_builder_that_passes_roles_is_caught(raw_configs, monkeypatch) -> None:
+    original = iam.runtime_policy
+
+    def runtime_policy_with_pass_role(*args):
+        document = original(*args)
+        document["Statement"][1]["Action"].append("iam:PassRole")
+        return document
+
+    monkeypatch.setattr(iam, "runtime_policy", runtime_policy_with_pass_role)
+    weak = render(parse_config("prod", raw_configs["prod"]))
+    found = verdicts(weak)
+    assert {(p, r) for p, r, _ in found} == {("runtime-cannot-escalate", "prod-runtime-role-s3")}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_secret_fed_from_a_plain_value_is_caught(renderings, stack) -> None:
+    rendering = renderings[stack]
+    secret_bearing = [r.name for r in rendering.resources if r.secret_paths]
+    # the two Modal token environment secrets and the two read-only token repository secrets
+    # (and, once the Modal hook is wired in, the Modal secrets)
+    assert len(secret_bearing) >= 4
+    for name in secret_bearing:
+        found = verdicts(unmark(rendering, name))
+        assert {(p, r) for p, r, _ in found} == {("secret-inputs-are-secret", name)}, name
+
+
+def test_a_role_shared_by_dev_and_prod_is_caught(renderings) -> None:
+    # dev's deploy role declared under prod's name: the same IAM role in both stacks
+    shared = weaken(
+        renderings["dev"], "dev-deploy-role", lambda raw: raw.update(name="rentagpu-prod-deploy")
+    )
+    (crossed,) = evaluate_stacks([shared, renderings["prod"]])
+    assert crossed.policy == "stacks-share-nothing"
+    assert crossed.resource == "dev:dev-deploy-role / prod:prod-deploy-role"
+    # and the dev stack alone already refuses a role that carries prod's name
+    assert {(p, r) for p, r, _ in verdicts(shared)} == {
+        ("environment-isolation", "dev-deploy-role")
+    }
+
+
+def test_the_offline_plan_reports_and_fails_on_a_weakened_builder(monkeypatch, capsys) -> None:
+    original = iam.runtime_policy
+
+    def runtime_policy_on_everything(*args):
+        document = original(*args)
+        document["Statement"][1]["Resource"] = "*"
+        return document
+
+    monkeypatch.setattr(iam, "runtime_policy", runtime_policy_on_everything)
+    exit_code = plan.run(argparse.Namespace(stack="prod", json=True, config_json=None))
+    document = json.loads(capsys.readouterr().out)
+    assert exit_code == 1
+    assert [(v["policy"], v["resource"], v["level"]) for v in document["violations"]] == [
+        ("iam-no-wildcards", "prod-runtime-role-s3", "mandatory")
+    ]
