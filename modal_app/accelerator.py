@@ -18,13 +18,16 @@ from types import ModuleType
 
 @dataclass(frozen=True)
 class Accelerator:
-    backend: str  # "torch-cuda" or "numpy-cpu"
+    """Where jobs compute. `torch` set means the torch code path runs on `device`."""
+
+    backend: str  # "torch-cuda" or "numpy-cpu" ("torch-cpu" only when built by hand, for tests)
     device_name: str
     torch: ModuleType | None = None
+    device: str = "cpu"
 
     @property
     def is_gpu(self) -> bool:
-        return self.torch is not None
+        return self.device.startswith("cuda")
 
 
 def _torch() -> ModuleType | None:
@@ -37,7 +40,7 @@ def _torch() -> ModuleType | None:
 def detect() -> Accelerator:
     torch = _torch()
     if torch is not None and torch.cuda.is_available():
-        return Accelerator("torch-cuda", torch.cuda.get_device_name(0), torch)
+        return Accelerator("torch-cuda", torch.cuda.get_device_name(0), torch, "cuda")
     return Accelerator("numpy-cpu", platform.processor() or platform.machine() or "cpu")
 
 

@@ -35,9 +35,10 @@ image = (
 )
 app = modal.App(APP_NAME, image=image)
 
-runtime_secret = modal.Secret.from_name(
-    settings.SECRET_NAME, required_keys=list(settings.required_keys(AUTH_MODE))
-)
+# Modal refuses to deploy (and to start a container) if the secret lacks one of these keys, so a
+# half-written secret fails the deploy instead of the first job.
+REQUIRED_KEYS = settings.required_keys(AUTH_MODE)
+runtime_secret = modal.Secret.from_name(settings.SECRET_NAME, required_keys=list(REQUIRED_KEYS))
 
 
 @app.function(gpu=list(GPUS), timeout=TIMEOUT_S, retries=RETRIES, secrets=[runtime_secret])

@@ -111,7 +111,7 @@ def _stats_torch(
 ) -> dict[str, np.ndarray]:
     torch = accelerator.torch
     assert torch is not None
-    t = torch.from_numpy(np.ascontiguousarray(x)).to("cuda")
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(accelerator.device)
     # torch.quantile refuses inputs over 2**24 elements, so quantiles come from one sort, with the
     # same linear interpolation NumPy uses: q*(n-1) between its two neighbours.
     ordered = torch.sort(t, dim=0).values
@@ -133,7 +133,7 @@ def _stats_torch(
 def column_stats(
     x: np.ndarray, quantiles: tuple[float, ...], accelerator: Accelerator
 ) -> list[dict[str, Any]]:
-    if accelerator.is_gpu:
+    if accelerator.torch is not None:
         stats = _stats_torch(x, quantiles, accelerator)
     else:
         stats = _stats_numpy(x, quantiles)

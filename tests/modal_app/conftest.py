@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,23 @@ FUNCTION = "run_gpu_job"
 # Inputs every test bucket starts with. MATRIX's columns have known statistics.
 MATRIX = np.arange(24, dtype=np.float32).reshape(8, 3) * np.array([1.0, -2.0, 0.5], dtype=np.float32)
 VALUES = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+
+# A runtime secret's values, as the Pulumi program would write them (bucket-free unit tests).
+COMMON = {
+    keys.AWS_REGION: "eu-west-2",
+    keys.BUCKET: "rentagpu-dev-data",
+    keys.INPUT_PREFIX: "inputs/",
+    keys.OUTPUT_PREFIX: "outputs/",
+}
+ROLE = "arn:aws:iam::123456789012:role/rentagpu/dev/rentagpu-dev-runtime"
+
+
+def fake_key_pair() -> dict[str, str]:
+    """An access key pair made at run time: no credential-shaped literal lives in the repo."""
+    return {
+        keys.ACCESS_KEY_ID: "TEST" + secrets.token_hex(8).upper(),
+        keys.SECRET_ACCESS_KEY: secrets.token_urlsafe(30),
+    }
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
