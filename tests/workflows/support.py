@@ -1,0 +1,75 @@
+"""Reading the workflows as data, and running one of their `run:` scripts locally."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+ACTIONS = ROOT / ".github" / "actions"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+WORKFLOW_NAMES = ("ci", "preview", "deploy", "drift")
+
+
+def load_workflow(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text())
+    # YAML 1.1 reads the key `on` as the boolean True.
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def workflow_files() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.yml"))
+
+
+def action_files() -> list[Path]:
+    return sorted(ACTIONS.rglob("action.yml"))
+
+
+def all_steps() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(file, job, step) for every step of every workflow and composite action."""
+    for path in workflow_files():
+        document = load_workflow(path.stem)
+        for job_id, job in document["jobs"].items():
+            for step in job.get("steps", []):
+                yield path.name, job_id, step
+    for path in action_files():
+        document = yaml.safe_load(path.read_text())
+        for step in document["runs"]["steps"]:
+            yield str(path.relative_to(ROOT)), "composite", step
+
+
+def step_named(job: dict[str, Any], prefix: str) -> dict[str, Any]:
+    matches = [s for s in job["steps"] if s.get("name", "").startswith(prefix)]
+    assert len(matches) == 1, f"want one step named {prefix!r}, found {len(matches)}"
+    return matches[0]
+
+
+def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
+    matches = [s for s in job["steps"] if s.get("uses", "").split("@")[0] == action]
+    assert len(matches) == 1, f"want one step using {action}, found {len(matches)}"
+    return matches[0]
+
+
+def run_script(
+    script: str, cwd: Path, env: dict[str, str], path_prepend: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a step's script the way GitHub does (`bash -e`), with only the given environment."""
+    path = os.environ.get("PATH", "")
+    if path_prepend is not None:
+        path = f"{path_prepend}:{path}"
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={"PATH": path, "HOME": str(cwd), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
