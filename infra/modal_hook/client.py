@@ -291,7 +291,7 @@ class ModalApi:
         if status == "PERMISSION_DENIED":
             return self.error(
                 Failure.PERMISSION_DENIED,
-                f"the token is not allowed to do this{said}. {_PERMISSION_FIX}",
+                f"permission denied, the token may not do this{said}. {_PERMISSION_FIX}",
                 rpc=rpc,
             )
         if status == "NOT_FOUND":
@@ -371,15 +371,12 @@ def run_modal(
 
 
 def _run_blocking(main: Callable[[], Awaitable[T]]) -> T:
-    """`asyncio.run(main())`, on a private thread if this thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-        in_a_loop = True
-    except RuntimeError:
-        in_a_loop = False
-    if not in_a_loop:  # (outside the `except`, so no RuntimeError is chained onto our errors)
-        return asyncio.run(main())  # type: ignore[arg-type]
+    """Run `main()` to completion on a private thread with its own event loop.
 
+    Never on the caller's thread: `asyncio.run` there would fail under a running loop (Pulumi's
+    mocks, tests) and, on the main thread, would unset its current event loop and take over
+    SIGINT, which breaks the Pulumi runtime that shares that thread.
+    """
     outcome: dict[str, Any] = {}
 
     def target() -> None:

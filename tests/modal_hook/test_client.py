@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
@@ -146,6 +147,25 @@ def test_providers_work_when_called_under_a_running_event_loop(modal_env, enviro
         return environment_provider.create(checked(environment_provider, dev_environment()))
 
     assert asyncio.run(inside_a_loop()).id == "dev"
+
+
+def test_providers_leave_the_callers_event_loop_alone(modal_env, environment_provider):
+    # Checked on a thread of its own, so this test does not change the main thread's loop either.
+    seen = {}
+
+    def like_the_pulumi_runtime():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # as the Pulumi runtime does on the thread of a program
+        try:
+            environment_provider.create(checked(environment_provider, dev_environment()))
+            seen["same loop"] = asyncio.get_event_loop() is loop
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=like_the_pulumi_runtime)
+    thread.start()
+    thread.join()
+    assert seen == {"same loop": True}
 
 
 def test_call_policy_rejects_nonsense():
