@@ -13,8 +13,9 @@ Why not the SDK's own defaults:
   connection gets `CallPolicy.connect_timeout_s`, each attempt `attempt_timeout_s`, and the whole
   operation `deadline_s`; transient statuses are retried with capped exponential backoff.
 - SDK errors carry the server's text and a stack of SDK frames. Each failure here becomes one
-  `ModalCallError` (a `ModalHookError`) that says what failed and what fixes it, with every secret
-  value the caller names replaced by `[secret]`.
+  `ModalCallError` (a `ModalHookError`) that says what failed and what fixes it. The hook's own
+  text is built from names only; the server's text is quoted with the token and every secret
+  value the caller names replaced by `[secret]`, and no SDK exception is chained onto it.
 
 `import modal` takes seconds and reads the user's Modal profile, so it happens inside the functions
 that need it; importing this module imports neither `modal` nor `pulumi`.
@@ -46,6 +47,30 @@ SERVER_URL_VARIABLE = "MODAL_SERVER_URL"
 # Modal's own endpoints (modal.config.DEFAULT_SERVER_URL in 1.6.4), used when MODAL_SERVER_URL is
 # unset; kept here so that reading the environment needs no `import modal`.
 DEFAULT_SERVER_URL = "https://api.modal.com,https://api.modal2.com"
+
+
+class Failure(enum.Enum):
+    """Why a Modal call failed, for callers that handle some failures (NOT_FOUND on a read)."""
+
+    AUTH = "auth"
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    PERMISSION_DENIED = "permission_denied"
+    INVALID = "invalid"
+    UNIMPLEMENTED = "unimplemented"
+    OTHER = "other"
+
+
+class ModalCallError(ModalHookError):
+    """A Modal call failed; `failure` says how, the message says what to do about it."""
+
+    def __init__(self, failure: Failure, message: str, *, rpc: str = "") -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.rpc = rpc
 
 
 @dataclass(frozen=True)
@@ -107,30 +132,6 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> ModalCrede
         )
     server_url = env.get(SERVER_URL_VARIABLE, "").strip() or DEFAULT_SERVER_URL
     return ModalCredentials(server_url, SecretStr(token_id), SecretStr(token_secret))
-
-
-class Failure(enum.Enum):
-    """Why a Modal call failed, for callers that handle some failures (NOT_FOUND on a read)."""
-
-    AUTH = "auth"
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    UNAVAILABLE = "unavailable"
-    NOT_FOUND = "not_found"
-    ALREADY_EXISTS = "already_exists"
-    PERMISSION_DENIED = "permission_denied"
-    INVALID = "invalid"
-    UNIMPLEMENTED = "unimplemented"
-    OTHER = "other"
-
-
-class ModalCallError(ModalHookError):
-    """A Modal call failed; `failure` says how, the message says what to do about it."""
-
-    def __init__(self, failure: Failure, message: str, *, rpc: str = "") -> None:
-        super().__init__(message)
-        self.failure = failure
-        self.rpc = rpc
 
 
 # gRPC statuses worth another attempt: the server or the path to it was briefly unable to answer.

@@ -15,7 +15,12 @@ from grpclib import Status
 
 from infra.errors import ModalHookError
 from infra.modal_hook import CallPolicy, Failure, ModalCallError, ModalEnvironmentProvider
-from infra.modal_hook.client import DEFAULT_POLICY, credentials_from_env, redact
+from infra.modal_hook.client import (
+    DEFAULT_POLICY,
+    DEFAULT_SERVER_URL,
+    credentials_from_env,
+    redact,
+)
 from tests.modal_hook.support import FAST, checked, dev_environment, planted, runtime_secret
 
 
@@ -41,6 +46,12 @@ def test_credentials_come_from_the_environment_at_call_time():
     assert found.server_url == "https://api.modal.com,https://api.modal2.com"
     assert found.token_secret.reveal() == "secret-x"
     assert "secret-x" not in repr(found)
+
+
+def test_the_default_server_is_the_sdks():
+    import modal.config
+
+    assert DEFAULT_SERVER_URL == modal.config.DEFAULT_SERVER_URL
 
 
 def test_a_bad_token_gives_the_auth_message(fake_modal, monkeypatch, environment_provider):
