@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ def _executable(path: Path, text: str) -> None:
 def workspace(tmp_path: Path) -> Path:
     """A runner workspace: the repo's python package and venv, a fake bin dir, a summary file."""
     (tmp_path / "infra").symlink_to(ROOT / "infra")
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    # The scripts call .venv/bin/python: point it at the environment running these tests.
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     fake = tmp_path / "fake"
     fake.mkdir()
     _executable(fake / "pulumi", FAKE_PULUMI)
@@ -117,7 +119,7 @@ def run_issue(
     fixture = "refresh_drift.json" if status == "drift" else "refresh_no_drift.json"
     report = subprocess.run(
         [
-            str(ROOT / ".venv" / "bin" / "python"),
+            sys.executable,
             "-m",
             "infra",
             "report",

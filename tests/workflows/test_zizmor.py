@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 from tests.workflows.support import ROOT
 
-ZIZMOR = ROOT / ".venv" / "bin" / "zizmor"
+# The zizmor installed next to the interpreter running the tests (hash-locked in requirements-dev).
+ZIZMOR = Path(sys.executable).parent / "zizmor"
 
 # (audit, file, job) -> why it is accepted.
 ACCEPTED_AUDITOR_FINDINGS = {
