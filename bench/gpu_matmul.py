@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     peak = dense_bf16_peak(gpu.device_name)
     fraction = bench["tflops"] / peak if peak else None
-    print(f"device: {gpu.device_name} (torch {gpu.torch.__version__}, CUDA {gpu.torch.version.cuda})")
+    print(
+        f"device: {gpu.device_name} (torch {gpu.torch.__version__}, CUDA {gpu.torch.version.cuda})"
+    )
     print(
         f"matmul bf16 n={args.n} x{args.iters}: {bench['tflops']:.1f} TFLOP/s in "
         f"{bench['seconds']:.3f} s, max relative error {bench['max_relative_error']:.2e}"

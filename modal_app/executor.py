@@ -7,7 +7,7 @@ from typing import Any
 
 from modal_app.context import JobContext
 from modal_app.errors import PayloadError
-from modal_app.payload import Fields
+from modal_app.payload import Fields, shown
 from modal_app.registry import JOBS
 
 
@@ -19,7 +19,8 @@ def execute(payload: object, context: JobContext | None = None) -> dict[str, Any
     context = context or JobContext()
     if not isinstance(payload, Mapping):
         raise PayloadError(
-            "payload", f"must be a dict such as {{'job': 'healthcheck'}}, got {type(payload).__name__}"
+            "payload",
+            f"must be a dict such as {{'job': 'healthcheck'}}, got {type(payload).__name__}",
         )
     if not all(isinstance(name, str) for name in payload):
         raise PayloadError("payload", "field names must be strings")
@@ -28,7 +29,7 @@ def execute(payload: object, context: JobContext | None = None) -> dict[str, Any
         raise PayloadError("job", f"is required; one of: {listed}")
     name = payload["job"]
     if not isinstance(name, str) or name not in JOBS:
-        raise PayloadError("job", f"{name!r} is not a known job; one of: {listed}")
+        raise PayloadError("job", f"{shown(name)} is not a known job; one of: {listed}")
     job = JOBS[name]
     params = job.parse(Fields(payload, name, job.fields), context)
     return {"job": name, **job.run(params, context)}

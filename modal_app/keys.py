@@ -38,7 +38,7 @@ def input_key(settings: Settings, field: str, key: str) -> str:
         raise PayloadError(
             field, "may contain only letters, digits, '/' and !_.*'() +=,@- (no control characters)"
         )
-    segments = key[len(prefix):].split("/")
+    segments = key[len(prefix) :].split("/")
     if any(segment in ("", ".", "..") for segment in segments):
         raise PayloadError(field, f"{key!r} has an empty, '.' or '..' path segment")
     if not key.endswith(INPUT_SUFFIXES):

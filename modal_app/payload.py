@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from modal_app.errors import PayloadError
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     # The caller's own value, cut short: enough to spot the mistake, never a wall of text.
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -47,16 +47,14 @@ class Fields:
             return None
         return self._payload[name]
 
-    def string(
-        self, name: str, *, pattern: re.Pattern[str], allowed: str, max_length: int
-    ) -> str:
+    def string(self, name: str, *, pattern: re.Pattern[str], allowed: str, max_length: int) -> str:
         value = self._get(name, required=True)
         if not isinstance(value, str):
             raise PayloadError(name, f"must be a string ({allowed}), got {_kind(value)}")
         if len(value) > max_length:
             raise PayloadError(name, f"is {len(value)} characters long; at most {max_length}")
         if not pattern.fullmatch(value):
-            raise PayloadError(name, f"{_shown(value)} is not valid; expected {allowed}")
+            raise PayloadError(name, f"{shown(value)} is not valid; expected {allowed}")
         return value
 
     def integer(self, name: str, *, low: int, high: int, default: int | None = None) -> int:
@@ -78,7 +76,7 @@ class Fields:
             return default
         if not isinstance(value, str) or value not in choices:
             raise PayloadError(
-                name, f"{_shown(value)} is not valid; expected one of: {', '.join(choices)}"
+                name, f"{shown(value)} is not valid; expected one of: {', '.join(choices)}"
             )
         return value
 
@@ -103,6 +101,8 @@ class Fields:
             if isinstance(item, bool) or not isinstance(item, int | float):
                 raise PayloadError(f"{name}[{index}]", f"must be a number, got {_kind(item)}")
             if not (math.isfinite(item) and low <= item <= high):
-                raise PayloadError(f"{name}[{index}]", f"{item} is out of range; expected {low}-{high}")
+                raise PayloadError(
+                    f"{name}[{index}]", f"{item} is out of range; expected {low}-{high}"
+                )
             items.append(float(item))
         return tuple(items)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,15 +93,27 @@ def _prefix_problem(value: str) -> str | None:
 
 
 def _role_arn_problem(value: str) -> str | None:
-    return None if _ROLE_ARN.fullmatch(value) else "an IAM role ARN such as 'arn:aws:iam::123456789012:role/name'"
+    return (
+        None
+        if _ROLE_ARN.fullmatch(value)
+        else "an IAM role ARN such as 'arn:aws:iam::123456789012:role/name'"
+    )
 
 
 def _access_key_id_problem(value: str) -> str | None:
-    return None if _ACCESS_KEY_ID.fullmatch(value) else "an AWS access key id (16+ capitals and digits)"
+    return (
+        None
+        if _ACCESS_KEY_ID.fullmatch(value)
+        else "an AWS access key id (16+ capitals and digits)"
+    )
 
 
 def _endpoint_problem(value: str) -> str | None:
-    return None if _ENDPOINT.fullmatch(value) else "an http(s) URL with no path, e.g. 'http://127.0.0.1:5000'"
+    return (
+        None
+        if _ENDPOINT.fullmatch(value)
+        else "an http(s) URL with no path, e.g. 'http://127.0.0.1:5000'"
+    )
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ class Settings:
         env = os.environ if environ is None else environ
         problems: list[str] = []
 
-        def read(key: str, check) -> str:
+        def read(key: str, check: Callable[[str], str | None] | None) -> str:
             value = env.get(key, "")
             if value == "":
                 problems.append(f"{key}: is required (set by the Modal secret '{SECRET_NAME}')")

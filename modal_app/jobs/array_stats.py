@@ -77,7 +77,9 @@ def load_array(data: bytes, key: str) -> np.ndarray:
             array = np.asarray(json.loads(data), dtype=np.float64)
     except (ValueError, TypeError, OSError, UnicodeDecodeError) as error:
         kind = "a .npy file" if key.endswith(".npy") else "JSON numbers"
-        raise PayloadError("input_key", f"{key!r} is not {kind} in a rectangular array: {error}") from None
+        raise PayloadError(
+            "input_key", f"{key!r} is not {kind} in a rectangular array: {error}"
+        ) from None
     if array.dtype.kind not in "biuf":
         raise PayloadError("input_key", f"{key!r} holds {array.dtype} values; expected numbers")
     if array.ndim == 1:

@@ -41,14 +41,18 @@ def parse(fields: Fields, context: JobContext) -> Params:
     dtype = fields.choice("dtype", DTYPES, default="bfloat16")
     iters = fields.integer("iters", low=1, high=1000, default=10)
     if n > MAX_N_CPU and not context.accelerator().is_gpu:
-        raise PayloadError("n", f"{n} is out of range on a CPU; expected 8-{MAX_N_CPU} without a GPU")
+        raise PayloadError(
+            "n", f"{n} is out of range on a CPU; expected 8-{MAX_N_CPU} without a GPU"
+        )
     return Params(n, dtype, iters)
 
 
 def _max_relative_error(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
     reference = a[:_CHECK].astype(np.float64) @ b[:, :_CHECK].astype(np.float64)
     got = c[:_CHECK, :_CHECK].astype(np.float64)
-    scale = np.maximum(np.abs(reference), 1.0)  # entries near 0 would make a relative error meaningless
+    scale = np.maximum(
+        np.abs(reference), 1.0
+    )  # entries near 0 would make a relative error meaningless
     return float(np.max(np.abs(got - reference) / scale))
 
 
@@ -93,6 +97,7 @@ def _run_torch(params: Params, accelerator: Accelerator) -> tuple[float, str, fl
         for _ in range(params.iters):
             torch.matmul(a, b, out=c)
         seconds = time.perf_counter() - started
+
     # Only the checked corner comes back to the host, widened to float64 (NumPy has no bfloat16).
     def host(t):
         return t.to(torch.float64).cpu().numpy()

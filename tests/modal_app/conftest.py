@@ -26,7 +26,9 @@ APP = "rentagpu-executor"
 FUNCTION = "run_gpu_job"
 
 # Inputs every test bucket starts with. MATRIX's columns have known statistics.
-MATRIX = np.arange(24, dtype=np.float32).reshape(8, 3) * np.array([1.0, -2.0, 0.5], dtype=np.float32)
+MATRIX = np.arange(24, dtype=np.float32).reshape(8, 3) * np.array(
+    [1.0, -2.0, 0.5], dtype=np.float32
+)
 VALUES = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
 
 # A runtime secret's values, as the Pulumi program would write them (bucket-free unit tests).

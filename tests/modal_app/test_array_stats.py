@@ -95,7 +95,9 @@ def settings() -> Settings:
     return Settings.from_env(COMMON | {"AWS_ROLE_ARN": ROLE})
 
 
-@pytest.mark.parametrize("key", ["inputs/a.npy", "inputs/2026/11/28/batch (1).json", "inputs/x=1,y=2.npy"])
+@pytest.mark.parametrize(
+    "key", ["inputs/a.npy", "inputs/2026/11/28/batch (1).json", "inputs/x=1,y=2.npy"]
+)
 def test_keys_under_the_input_prefix_are_accepted_unchanged(key: str) -> None:
     assert keys.input_key(settings(), "input_key", key) == key
 

@@ -77,7 +77,9 @@ def test_json_input_and_custom_quantiles(access_key_stack: Stack) -> None:
     assert result["stats"][0]["quantiles"][2] == max(VALUES)
 
 
-def test_retry_with_the_same_job_id_reads_and_writes_nothing(stack: Stack, recorder: Recorder) -> None:
+def test_retry_with_the_same_job_id_reads_and_writes_nothing(
+    stack: Stack, recorder: Recorder
+) -> None:
     first = execute(stats_payload("retry-1"), recorder.context())
     written = stack.snapshot()
 

@@ -51,7 +51,9 @@ def test_healthcheck_checks_the_runtime_secret_and_identity_token(
 
     assert without_token["auth_mode"] == with_token["auth_mode"] == "oidc"
     assert any(p.startswith(keys.IDENTITY_TOKEN) for p in without_token["problems"])
-    assert not any("runtime secret" in p or keys.IDENTITY_TOKEN in p for p in with_token["problems"])
+    assert not any(
+        "runtime secret" in p or keys.IDENTITY_TOKEN in p for p in with_token["problems"]
+    )
 
 
 def test_healthcheck_never_shows_a_credential(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,7 +71,9 @@ def test_healthcheck_never_shows_a_credential(monkeypatch: pytest.MonkeyPatch) -
     ("dtype", "computed", "tolerance"),
     [("float64", "float64", 1e-12), ("float32", "float32", 1e-5), ("bfloat16", "float32", 1e-5)],
 )
-def test_matmul_reports_achieved_tflops_on_the_cpu(dtype: str, computed: str, tolerance: float) -> None:
+def test_matmul_reports_achieved_tflops_on_the_cpu(
+    dtype: str, computed: str, tolerance: float
+) -> None:
     result = run_gpu_job.local({"job": "matmul", "n": 256, "dtype": dtype, "iters": 3})
 
     assert result["backend"] == "numpy-cpu"
@@ -94,7 +98,10 @@ def test_a_bad_payload_raises_the_one_error_type_callers_catch() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [PayloadError("input_key", "is outside the input prefix"), SettingsError(["AWS_REGION: is required"])],
+    [
+        PayloadError("input_key", "is outside the input prefix"),
+        SettingsError(["AWS_REGION: is required"]),
+    ],
 )
 def test_errors_survive_the_pickle_modal_sends_them_back_in(error: Exception) -> None:
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes

@@ -111,9 +111,13 @@ def test_both_modes_at_once_are_refused() -> None:
 def test_half_a_key_pair_names_the_missing_half_and_never_echoes_the_other() -> None:
     pair = fake_key_pair()
     missing_secret = problems_of(COMMON | {keys.ACCESS_KEY_ID: pair[keys.ACCESS_KEY_ID]})
-    bad_id = problems_of(COMMON | pair | {keys.ACCESS_KEY_ID: "lower-" + pair[keys.SECRET_ACCESS_KEY]})
+    bad_id = problems_of(
+        COMMON | pair | {keys.ACCESS_KEY_ID: "lower-" + pair[keys.SECRET_ACCESS_KEY]}
+    )
 
-    assert missing_secret == [f"{keys.SECRET_ACCESS_KEY}: is required (set by the Modal secret 'rentagpu-runtime')"]
+    assert missing_secret == [
+        f"{keys.SECRET_ACCESS_KEY}: is required (set by the Modal secret 'rentagpu-runtime')"
+    ]
     assert bad_id[0].startswith(f"{keys.ACCESS_KEY_ID}: its value is not valid")
     assert pair[keys.SECRET_ACCESS_KEY] not in str(bad_id)
 
