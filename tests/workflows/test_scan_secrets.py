@@ -10,6 +10,7 @@ import secrets
 import shutil
 import string
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ import pytest
 from tests.workflows.support import ROOT
 
 SCANNER = ROOT / ".ci" / "scan-secrets"
+# The detect-secrets installed next to the interpreter running the tests.
+DETECT_SECRETS = str(Path(sys.executable).parent / "detect-secrets")
 UPPER = string.ascii_uppercase
 ALNUM = string.ascii_letters + string.digits
 GIT_ENV = {
@@ -43,7 +46,12 @@ def scan(path: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(path), **GIT_ENV},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(path),
+            "DETECT_SECRETS": DETECT_SECRETS,
+            **GIT_ENV,
+        },
     )
 
 
