@@ -12,6 +12,7 @@ from infra.aws import AwsStage, AwsStageArgs
 from infra.config import StackConfig, parse_config, raw_config_from_pulumi
 from infra.errors import ConfigError
 from infra.github import GitHubCiVariables, GitHubCiVariablesArgs, GitHubStage, GitHubStageArgs
+from infra.modal_hook.stage import ModalStage, ModalStageArgs
 
 
 def _secret(value) -> pulumi.Output[str] | None:
@@ -63,12 +64,26 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         opts=pulumi.ResourceOptions(depends_on=[github_stage]),
     )
 
+    # 3. Modal: the environment and the runtime secret, fed from config and the AWS outputs.
+    modal_stage = ModalStage(
+        "modal",
+        ModalStageArgs(
+            config=cfg,
+            runtime_role_arn=aws_stage.runtime_role_arn,
+            access_key_id=aws_stage.runtime_access_key_id,
+            secret_access_key=aws_stage.runtime_secret_access_key,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[github_stage, aws_stage]),
+    )
+
     outputs: dict[str, pulumi.Output] = {
         "environment": pulumi.Output.from_input(env),
         "bucket": aws_stage.bucket.bucket,
         "deploy_role_arn": aws_stage.deploy_role.arn,
         "preview_role_arn": aws_stage.preview_role.arn,
         "drift_role_arn": aws_stage.drift_role.arn,
+        "modal_environment": modal_stage.environment.environment_name,
+        "modal_runtime_secret": modal_stage.runtime_secret.secret_name,
     }
     if aws_stage.runtime_role_arn is not None:
         outputs["runtime_role_arn"] = aws_stage.runtime_role_arn

@@ -20,3 +20,7 @@ def renderings():
     from tests.stacks import stack_config
 
     return {stack: render(stack_config(stack)) for stack in ("dev", "prod")}
+
+
+# Local servers: started only by the tests that ask for them.
+from tests.fakes.modal_fixtures import fake_modal, fake_modal_factory, modal_env  # noqa: E402, F401

@@ -42,9 +42,7 @@ def raw_config(stack: str, **overrides: object) -> dict[str, RawValue]:
             "ownsRepositorySettings": True,
             "ownsAccountSingletons": True,
         }
-    raw: dict[str, RawValue] = {
-        key: RawValue(value, secret=True) for key, value in PLANTED.items()
-    }
+    raw: dict[str, RawValue] = {key: RawValue(value, secret=True) for key, value in PLANTED.items()}
     for key, value in values.items():
         raw[_full(key)] = _raw(value)
     for key, value in overrides.items():

@@ -81,7 +81,9 @@ def test_runtime_role_trusts_one_modal_function_any_container(renderings, stack)
 def test_no_wildcard_in_owner_repo_or_environment_of_any_subject(renderings, stack) -> None:
     for purpose in ("deploy", "preview", "drift", "runtime"):
         condition = only_statement(role(renderings[stack], purpose)["trust"])["Condition"]
-        subjects = [v for block in condition.values() for k, v in block.items() if k.endswith(":sub")]
+        subjects = [
+            v for block in condition.values() for k, v in block.items() if k.endswith(":sub")
+        ]
         assert len(subjects) == 1
         subject = subjects[0]
         if purpose == "runtime":
@@ -161,7 +163,12 @@ def test_deploy_policy_touches_only_this_stacks_resources(renderings, stack) -> 
             if not action.split(":")[1].startswith(("Get", "List")):
                 writes.add((action, tuple(statement["Resource"])))
     runtime_role = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/rentagpu/{stack}/rentagpu-{stack}-runtime"
-    iam_writes = {resource for action, resources in writes if action.startswith("iam:") for resource in resources}
+    iam_writes = {
+        resource
+        for action, resources in writes
+        if action.startswith("iam:")
+        for resource in resources
+    }
     # The deploy role can change the runtime role and nothing else in IAM: not itself, not the
     # preview/drift roles, not the boundary, not the OIDC providers.
     assert iam_writes == {runtime_role}
@@ -201,12 +208,27 @@ def test_owner_stack_creates_the_oidc_providers_and_the_other_looks_them_up() ->
 def test_bucket_is_private_encrypted_and_tls_only(renderings) -> None:
     rendering = renderings["dev"]
     block = rendering.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
-    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
-    encryption = rendering.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
-    assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    assert all(
+        block[k] is True
+        for k in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
+    encryption = rendering.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    assert (
+        encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+        == "AES256"
+    )
     policy = json.loads(rendering.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
     deny = only_statement(policy)
-    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
 
 
 def test_access_key_mode_uses_a_bounded_user_whose_key_rotates_by_serial() -> None:
@@ -214,13 +236,21 @@ def test_access_key_mode_uses_a_bounded_user_whose_key_rotates_by_serial() -> No
     assert "dev-runtime-role" not in [r.name for r in rendering.of_type(ROLE)]
     user = rendering.one("aws:iam/user:User").inputs
     assert user["name"] == "rentagpu-dev-runtime" and user["path"] == "/rentagpu/dev/"
-    assert user["permissionsBoundary"].endswith(":policy/rentagpu/dev/rentagpu-dev-runtime-boundary")
+    assert user["permissionsBoundary"].endswith(
+        ":policy/rentagpu/dev/rentagpu-dev-runtime-boundary"
+    )
     user_policy = json.loads(rendering.one("aws:iam/userPolicy:UserPolicy").inputs["policy"])
-    assert {s["Sid"] for s in user_policy["Statement"]} == {"ListJobPrefixes", "ReadInputs", "WriteOutputs"}
+    assert {s["Sid"] for s in user_policy["Statement"]} == {
+        "ListJobPrefixes",
+        "ReadInputs",
+        "WriteOutputs",
+    }
     keys = rendering.of_type("aws:iam/accessKey:AccessKey")
     assert [k.name for k in keys] == ["dev-runtime-key-3"]
     deploy = role_policy(rendering, "deploy")
-    user_actions = {a for s in deploy["Statement"] if s["Sid"] == "ManageRuntimeUser" for a in s["Action"]}
+    user_actions = {
+        a for s in deploy["Statement"] if s["Sid"] == "ManageRuntimeUser" for a in s["Action"]
+    }
     assert {"iam:CreateAccessKey", "iam:DeleteAccessKey"} <= user_actions
 
 

@@ -42,26 +42,71 @@ def test_config_objects_never_show_their_secrets() -> None:
 MISTAKES = [
     # (stack, overrides, key named in the message, words the message must contain)
     ("dev", {"modalTokenId": None}, "rentagpu:modalTokenId", "must be a secret"),
-    ("dev", {"modalTokenSecret": RawValue("plain-value-123")}, "rentagpu:modalTokenSecret", "plain text"),
-    ("prod", {"reviewers": None, "reviewerTeams": None}, "rentagpu:reviewers", "at least one required reviewer"),
-    ("prod", {"reviewers": ["alice"], "reviewerTeams": None}, "rentagpu:reviewers", "could never approve"),
-    ("prod", {"reviewers": ["a", "b", "c", "d", "e"], "reviewerTeams": ["t1", "t2"]}, "rentagpu:reviewers", "at most 6"),
+    (
+        "dev",
+        {"modalTokenSecret": RawValue("plain-value-123")},
+        "rentagpu:modalTokenSecret",
+        "plain text",
+    ),
+    (
+        "prod",
+        {"reviewers": None, "reviewerTeams": None},
+        "rentagpu:reviewers",
+        "at least one required reviewer",
+    ),
+    (
+        "prod",
+        {"reviewers": ["alice"], "reviewerTeams": None},
+        "rentagpu:reviewers",
+        "could never approve",
+    ),
+    (
+        "prod",
+        {"reviewers": ["a", "b", "c", "d", "e"], "reviewerTeams": ["t1", "t2"]},
+        "rentagpu:reviewers",
+        "at most 6",
+    ),
     ("dev", {"environment": "staging"}, "rentagpu:environment", "one of: dev, prod"),
-    ("dev", {"environment": "prod"}, "rentagpu:environment", "name each stack after its environment"),
+    (
+        "dev",
+        {"environment": "prod"},
+        "rentagpu:environment",
+        "name each stack after its environment",
+    ),
     ("dev", {"modalAppName": "my app!"}, "rentagpu:modalAppName", "at most 64 letters"),
     ("dev", {"modalAppName": "a" * 65}, "rentagpu:modalAppName", "OIDC"),
     ("dev", {"bucket": "Bad_Bucket"}, "rentagpu:bucket", "S3 bucket name"),
     ("dev", {"bucket": "192.168.1.1"}, "rentagpu:bucket", "not an IP address"),
     ("dev", {"inputPrefix": "jobs/../secrets/"}, "rentagpu:inputPrefix", "without '..'"),
     ("dev", {"outputPrefix": "/jobs/output/"}, "rentagpu:outputPrefix", "no leading '/'"),
-    ("dev", {"outputPrefix": "jobs/input/results/"}, "rentagpu:outputPrefix", "overlaps inputPrefix"),
+    (
+        "dev",
+        {"outputPrefix": "jobs/input/results/"},
+        "rentagpu:outputPrefix",
+        "overlaps inputPrefix",
+    ),
     ("dev", {"aws:region": "moon-base-1"}, "aws:region", "AWS region code"),
     ("dev", {"githubOwner": ""}, "rentagpu:githubOwner", "is required"),
     ("dev", {"githubOwner": "-acme"}, "rentagpu:githubOwner", "GitHub login"),
-    ("dev", {"githubRepository": "acme/rentagpu"}, "rentagpu:githubRepository", "without the owner"),
+    (
+        "dev",
+        {"githubRepository": "acme/rentagpu"},
+        "rentagpu:githubRepository",
+        "without the owner",
+    ),
     ("dev", {"modalWorkspaceId": "workspace-1"}, "rentagpu:modalWorkspaceId", "modal token info"),
-    ("dev", {"modalServiceUserRoles": {"ci": "admin"}}, "rentagpu:modalServiceUserRoles.ci", "contributor, viewer, no-access"),
-    ("prod", {"deploymentBranches": ["main", "release/*"]}, "rentagpu:deploymentBranches", "main only"),
+    (
+        "dev",
+        {"modalServiceUserRoles": {"ci": "admin"}},
+        "rentagpu:modalServiceUserRoles.ci",
+        "contributor, viewer, no-access",
+    ),
+    (
+        "prod",
+        {"deploymentBranches": ["main", "release/*"]},
+        "rentagpu:deploymentBranches",
+        "main only",
+    ),
     ("dev", {"reviewrs": ["alice"]}, "rentagpu:reviewrs", "not a known key"),
     ("dev", {"awsAuth": "password"}, "rentagpu:awsAuth", "oidc, access-key"),
     ("dev", {"gpus": ["Z9000"]}, "rentagpu:gpus[0]", "Modal GPU type"),
@@ -70,7 +115,9 @@ MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("stack", "overrides", "key", "words"), MISTAKES, ids=[f"{m[2]}:{m[3]}" for m in MISTAKES])
+@pytest.mark.parametrize(
+    ("stack", "overrides", "key", "words"), MISTAKES, ids=[f"{m[2]}:{m[3]}" for m in MISTAKES]
+)
 def test_each_mistake_is_one_clear_message_naming_the_key(stack, overrides, key, words) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(stack, raw_config(stack, **overrides))

@@ -10,7 +10,9 @@ from infra.render import RecordingMocks, render, stable_id
 from tests.stacks import PLANTED, stack_config
 
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
-BRANCH_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+BRANCH_POLICY = (
+    "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+)
 ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 REPO_SECRET = "github:index/actionsSecret:ActionsSecret"
 REPO_VARIABLE = "github:index/actionsVariable:ActionsVariable"
@@ -18,7 +20,9 @@ ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariab
 RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
 
 
-def test_prod_environment_requires_reviewers_and_blocks_self_review_and_admin_bypass(renderings) -> None:
+def test_prod_environment_requires_reviewers_and_blocks_self_review_and_admin_bypass(
+    renderings,
+) -> None:
     env = renderings["prod"].one(ENVIRONMENT)
     assert env.inputs["environment"] == "prod"
     assert env.inputs["repository"] == "rentagpu"
@@ -39,7 +43,9 @@ def test_prod_environment_requires_reviewers_and_blocks_self_review_and_admin_by
 
 def test_prod_deploys_from_main_only(renderings) -> None:
     policies = renderings["prod"].of_type(BRANCH_POLICY)
-    assert [(p.inputs["environment"], p.inputs["branchPattern"]) for p in policies] == [("prod", "main")]
+    assert [(p.inputs["environment"], p.inputs["branchPattern"]) for p in policies] == [
+        ("prod", "main")
+    ]
     assert "tagPattern" not in policies[0].inputs
 
 
@@ -66,7 +72,10 @@ def test_dev_can_admit_extra_branches() -> None:
 def test_modal_tokens_are_environment_secrets_marked_secret(renderings, stack) -> None:
     secrets = {s.inputs["secretName"]: s for s in renderings[stack].of_type(ENV_SECRET)}
     assert set(secrets) == {"MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"}
-    for name, key in (("MODAL_TOKEN_ID", "rentagpu:modalTokenId"), ("MODAL_TOKEN_SECRET", "rentagpu:modalTokenSecret")):
+    for name, key in (
+        ("MODAL_TOKEN_ID", "rentagpu:modalTokenId"),
+        ("MODAL_TOKEN_SECRET", "rentagpu:modalTokenSecret"),
+    ):
         secret = secrets[name]
         assert secret.inputs["environment"] == stack
         assert secret.secret_paths == ("value",)
@@ -102,9 +111,13 @@ def test_every_actions_secret_is_deleted_before_it_is_replaced(monkeypatch) -> N
 
 def test_repository_wide_settings_belong_to_the_owner_stack_only(renderings) -> None:
     prod, dev = renderings["prod"], renderings["dev"]
-    app_var = [v for v in prod.of_type(REPO_VARIABLE) if v.inputs["variableName"] == "MODAL_APP_NAME"]
+    app_var = [
+        v for v in prod.of_type(REPO_VARIABLE) if v.inputs["variableName"] == "MODAL_APP_NAME"
+    ]
     assert [v.inputs["value"] for v in app_var] == ["rentagpu-executor"]
-    assert not [v for v in dev.of_type(REPO_VARIABLE) if v.inputs["variableName"] == "MODAL_APP_NAME"]
+    assert not [
+        v for v in dev.of_type(REPO_VARIABLE) if v.inputs["variableName"] == "MODAL_APP_NAME"
+    ]
     assert dev.of_type(RULESET) == []
 
     ruleset = prod.one(RULESET)
@@ -140,7 +153,9 @@ def test_ci_role_arns_are_published_where_the_workflows_read_them(renderings, st
     assert env_vars["AWS_DEPLOY_ROLE_ARN"]["value"] == rendering.outputs["deploy_role_arn"]
     assert env_vars["AWS_DEPLOY_ROLE_ARN"]["environment"] == stack
     assert env_vars["AWS_REGION"]["value"] == "eu-west-1"
-    repo_vars = {v.inputs["variableName"]: v.inputs["value"] for v in rendering.of_type(REPO_VARIABLE)}
+    repo_vars = {
+        v.inputs["variableName"]: v.inputs["value"] for v in rendering.of_type(REPO_VARIABLE)
+    }
     upper = stack.upper()
     assert repo_vars[f"RENTAGPU_{upper}_PREVIEW_ROLE_ARN"] == rendering.outputs["preview_role_arn"]
     assert repo_vars[f"RENTAGPU_{upper}_DRIFT_ROLE_ARN"] == rendering.outputs["drift_role_arn"]
@@ -150,7 +165,11 @@ def test_ci_role_arns_are_published_where_the_workflows_read_them(renderings, st
 def test_reviewer_lookups_go_through_the_provider() -> None:
     mocks = RecordingMocks()
     render(stack_config("prod"), mocks)
-    lookups = sorted((token, args.get("username") or args.get("slug")) for token, args in mocks.calls if token.startswith("github:"))
+    lookups = sorted(
+        (token, args.get("username") or args.get("slug"))
+        for token, args in mocks.calls
+        if token.startswith("github:")
+    )
     assert lookups == [
         ("github:index/getTeam:getTeam", "ml-platform"),
         ("github:index/getUser:getUser", "alice"),

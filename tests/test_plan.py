@@ -22,7 +22,9 @@ OFFLINE_ENV = {
 }
 
 
-def run_plan(*args: str, stdin: str | None = None, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess:
+def run_plan(
+    *args: str, stdin: str | None = None, cwd: Path = PROJECT_DIR
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "infra", "plan", *args],
         cwd=cwd,
@@ -89,8 +91,7 @@ def test_planted_secrets_never_appear_in_text_or_json(stack) -> None:
 def test_a_plaintext_secret_in_a_stack_file_is_refused_without_echoing_it(tmp_path) -> None:
     leaked = PLANTED["rentagpu:modalTokenSecret"]
     (tmp_path / "Pulumi.dev.yaml").write_text(
-        (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
-        + f"  rentagpu:modalTokenSecret: {leaked}\n"
+        (PROJECT_DIR / "Pulumi.dev.yaml").read_text() + f"  rentagpu:modalTokenSecret: {leaked}\n"
     )
     document = None
     from infra.errors import ConfigError

@@ -1,0 +1,80 @@
+"""Stage 3: the stack's Modal environment and the runtime secret the GPU app reads.
+
+The secret is built from stack config and the AWS stage's outputs, never from files: in OIDC mode
+it holds the runtime role's ARN (not a credential), in access-key mode the runtime user's key.
+Its key names come from `modal_app.settings`, the same module the app reads them with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.config import StackConfig
+from infra.modal_hook.environment import ModalEnvironment, ModalEnvironmentArgs
+from infra.modal_hook.secret import ModalSecret, ModalSecretArgs
+from modal_app import settings
+
+
+@dataclass(frozen=True)
+class ModalStageArgs:
+    config: StackConfig
+    runtime_role_arn: pulumi.Input[str] | None = None  # OIDC mode
+    access_key_id: pulumi.Input[str] | None = None  # access-key mode
+    secret_access_key: pulumi.Input[str] | None = None  # access-key mode
+
+
+def runtime_secret_values(args: ModalStageArgs) -> dict[str, pulumi.Input[str]]:
+    """The runtime secret's key/value pairs for the stack's auth mode."""
+    aws = args.config.aws
+    values: dict[str, pulumi.Input[str]] = {
+        settings.AWS_REGION: aws.region,
+        settings.BUCKET: aws.bucket,
+        settings.INPUT_PREFIX: aws.input_prefix,
+        settings.OUTPUT_PREFIX: aws.output_prefix,
+    }
+    if aws.auth_mode == settings.ACCESS_KEY:
+        if args.access_key_id is None or args.secret_access_key is None:
+            raise ValueError("access-key mode needs the runtime user's access key")
+        values[settings.ACCESS_KEY_ID] = args.access_key_id
+        values[settings.SECRET_ACCESS_KEY] = args.secret_access_key
+    else:
+        if args.runtime_role_arn is None:
+            raise ValueError("OIDC mode needs the runtime role's ARN")
+        values[settings.ROLE_ARN] = args.runtime_role_arn
+    return values
+
+
+class ModalStage(pulumi.ComponentResource):
+    environment: ModalEnvironment
+    runtime_secret: ModalSecret
+
+    def __init__(
+        self, name: str, args: ModalStageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("rentagpu:stage:Modal", name, None, opts)
+        cfg = args.config
+        env = cfg.environment
+        self.environment = ModalEnvironment(
+            f"{env}-modal-environment",
+            ModalEnvironmentArgs.from_config(cfg),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.runtime_secret = ModalSecret(
+            f"{env}-modal-runtime-secret",
+            ModalSecretArgs(
+                # Through the environment's output, so the secret waits for its environment.
+                environment_name=self.environment.environment_name,
+                secret_name=settings.SECRET_NAME,
+                values=runtime_secret_values(args),
+                required_keys=settings.required_keys(cfg.aws.auth_mode),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs(
+            {
+                "environment_name": self.environment.environment_name,
+                "runtime_secret_name": self.runtime_secret.secret_name,
+            }
+        )

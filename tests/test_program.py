@@ -1,0 +1,108 @@
+"""The whole program as an in-process `pulumi up`: its own wiring of config and AWS outputs into
+Modal, run for real against the fake Modal server (see tests/fakes/engine.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.render import MOCK_ACCOUNT_ID
+from tests.fakes.engine import InProcessEngine, ProviderCheckFailed
+from tests.fakes.modal_fixtures import CI_SERVICE_USER
+from tests.stacks import PLANTED, stack_config
+
+ROLES = {"modalServiceUserRoles": {CI_SERVICE_USER: "contributor"}}
+SECRET = "rentagpu-runtime"
+
+
+def expected_secret(stack: str, **extra: str) -> dict[str, str]:
+    values = {
+        "AWS_REGION": "eu-west-1",
+        "RENTAGPU_BUCKET": f"acme-ml-rentagpu-{stack}",
+        "RENTAGPU_INPUT_PREFIX": "jobs/input/",
+        "RENTAGPU_OUTPUT_PREFIX": "jobs/output/",
+    }
+    return {**values, **extra}
+
+
+def runtime_role(stack: str) -> str:
+    return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/rentagpu/{stack}/rentagpu-{stack}-runtime"
+
+
+def test_both_stacks_come_up_in_modal_with_the_wiring_the_program_declares(modal_env) -> None:
+    engines = {stack: InProcessEngine() for stack in ("dev", "prod")}
+    for stack, engine in engines.items():
+        result = engine.up(stack_config(stack, **ROLES))
+        assert sorted(result.created) == [
+            f"{stack}-modal-environment",
+            f"{stack}-modal-runtime-secret",
+        ]
+
+    state = modal_env.state.snapshot()
+    assert state["environments"]["dev"]["restricted"] is False
+    assert state["environments"]["prod"]["restricted"] is True
+    for stack in ("dev", "prod"):
+        assert state["environments"][stack]["roles"] == {
+            f"service_user:{CI_SERVICE_USER}": "contributor"
+        }
+        # the runtime role ARN is the AWS stage's output, carried into Modal by the program
+        assert state["secrets"][f"{stack}/{SECRET}"] == expected_secret(
+            stack, AWS_ROLE_ARN=runtime_role(stack)
+        )
+    assert modal_env.unimplemented_calls() == []
+
+
+def test_a_second_up_with_unchanged_config_changes_nothing_in_modal(modal_env) -> None:
+    engine = InProcessEngine()
+    engine.up(stack_config("dev", **ROLES))
+    modal_env.clear_calls()
+    result = engine.up(stack_config("dev", **ROLES))
+    assert result.created == [] and result.updated == [] and result.deleted == []
+    assert sorted(result.unchanged) == ["dev-modal-environment", "dev-modal-runtime-secret"]
+    assert modal_env.mutating_calls() == []
+
+
+def test_a_config_change_overwrites_the_secret_in_place(modal_env) -> None:
+    engine = InProcessEngine()
+    engine.up(stack_config("dev", **ROLES))
+    modal_env.clear_calls()
+    result = engine.up(stack_config("dev", outputPrefix="jobs/results/", **ROLES))
+    assert result.updated == ["dev-modal-runtime-secret"]
+    assert (
+        modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]["RENTAGPU_OUTPUT_PREFIX"]
+        == "jobs/results/"
+    )
+    # one overwrite, never a delete: there is no moment without the secret
+    assert "SecretDelete" not in modal_env.rpc_names()
+
+
+def test_access_key_mode_puts_the_key_in_modal_and_a_new_serial_replaces_it(modal_env) -> None:
+    engine = InProcessEngine()
+    engine.up(stack_config("dev", awsAuth="access-key", **ROLES))
+    values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
+    assert "AWS_ROLE_ARN" not in values
+    assert values["AWS_ACCESS_KEY_ID"] == "mock-access-key-id-dev-runtime-key-1"
+    assert values["AWS_SECRET_ACCESS_KEY"] == "mock-secret-access-key"
+
+    result = engine.up(stack_config("dev", awsAuth="access-key", accessKeySerial=2, **ROLES))
+    assert result.updated == ["dev-modal-runtime-secret"]
+    values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
+    assert values["AWS_ACCESS_KEY_ID"] == "mock-access-key-id-dev-runtime-key-2"
+
+
+def test_the_ci_tokens_never_reach_modal_and_modal_values_never_reach_the_plan(modal_env) -> None:
+    engine = InProcessEngine()
+    result = engine.up(stack_config("prod", **ROLES))
+    snapshot = repr(modal_env.state.snapshot())
+    for value in PLANTED.values():
+        assert value not in snapshot  # GitHub's tokens stay in GitHub
+    secret = result.rendering.one("pulumi-python:dynamic/rentagpu:ModalSecret")
+    assert secret.inputs["values"] == "[secret]"
+
+
+def test_a_service_user_missing_from_the_workspace_fails_the_up_and_names_it(modal_env) -> None:
+    engine = InProcessEngine()
+    with pytest.raises(Exception) as caught:
+        engine.up(stack_config("dev", modalServiceUserRoles={"no-such-user": "viewer"}))
+    assert "no-such-user" in str(caught.value)
+    assert not isinstance(caught.value, ProviderCheckFailed)
+    assert f"dev/{SECRET}" not in modal_env.state.snapshot()["secrets"]
