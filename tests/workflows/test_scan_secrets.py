@@ -99,7 +99,7 @@ def test_planted_aws_key_and_modal_token_are_caught_in_a_copy_of_the_tree(
     assert result.returncode == 1
     assert "infra/leftover.py:1: AWS Access Key" in result.stdout
     assert "modal_app/notes.yaml:2: Modal Token Secret" in result.stdout
-    assert "2 finding(s)" in result.stderr
+    assert "finding(s) in the tree" in result.stderr
     # Findings name where, never what.
     assert aws_key not in result.stdout + result.stderr
     assert modal_secret not in result.stdout + result.stderr
