@@ -44,8 +44,14 @@ class S3JobStore:
         try:
             answer = self._s3.get_object(Bucket=self._bucket, Key=key)
         except ClientError as error:
+            missing = PayloadError(field, f"no object {key!r} in bucket {self._bucket!r}")
             if _code(error) in ("NoSuchKey", "404"):
-                raise PayloadError(field, f"no object {key!r} in bucket {self._bucket!r}") from None
+                raise missing from None
+            # AWS answers a GetObject of a missing key with 403, not 404, unless the caller may
+            # list the bucket unconditionally; ours may list only with an s3:prefix condition,
+            # which a GetObject request does not carry. Listing the key tells the two apart.
+            if _status(error) == 403 and not self.exists(key):
+                raise missing from None
             raise StorageError(f"GetObject {key!r} failed: {_code(error) or error}") from None
         except BotoCoreError as error:
             raise StorageError(f"GetObject {key!r} failed: {error}") from None

@@ -67,8 +67,11 @@ BAD_PAYLOADS = [
 
 @pytest.mark.parametrize(("payload", "field", "words"), BAD_PAYLOADS)
 def test_bad_payload_is_refused_naming_the_field_and_nothing_is_touched(
-    stack: Stack, recorder: Recorder, payload: object, field: str, words: str
+    access_key_stack: Stack, payload: object, field: str, words: str
 ) -> None:
+    # One auth mode is enough: payloads are checked before credentials are even looked at.
+    stack = access_key_stack
+    recorder = Recorder(stack.environ, [])
     before = stack.snapshot()
 
     with pytest.raises(PayloadError) as refused:
