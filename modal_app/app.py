@@ -24,7 +24,7 @@ AUTH_MODE = options.auth_mode(os.environ)
 PYTHON_VERSION = "3.11"  # the same as the callers', so pickled payloads and errors round-trip
 # Exact pins: a rebuilt image must be the image that was tested.
 PACKAGES = ("torch==2.15.0", "numpy==2.4.6", "boto3==1.44.8")
-TIMEOUT_S = 30 * 60  # the largest array_stats input (2 GiB) and matmul sizes finish well inside
+TIMEOUT_S = 30 * 60  # generous for the largest inputs; a hung job is cut off, not billed for a day
 # Retries cover lost containers and transient S3 errors; retried jobs are idempotent by job id.
 RETRIES = modal.Retries(max_retries=2, backoff_coefficient=2.0, initial_delay=5.0)
 
@@ -35,7 +35,7 @@ image = (
 )
 app = modal.App(APP_NAME, image=image)
 
-# Modal refuses to deploy (and to start a container) if the secret lacks one of these keys, so a
+# Modal's server checks the secret holds these keys when the deploy resolves it, so a
 # half-written secret fails the deploy instead of the first job.
 REQUIRED_KEYS = settings.required_keys(AUTH_MODE)
 runtime_secret = modal.Secret.from_name(settings.SECRET_NAME, required_keys=list(REQUIRED_KEYS))

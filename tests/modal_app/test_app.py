@@ -30,6 +30,7 @@ socket.create_connection = refuse
 socket.getaddrinfo = refuse
 
 import modal_app.app as app_module
+loaded_for_deploy = sorted(m for m in ("numpy", "boto3", "botocore") if m in sys.modules)
 fn = app_module.run_gpu_job
 health = fn.local({"job": "healthcheck"})
 bench = fn.local({"job": "matmul", "n": 128, "dtype": "float32", "iters": 2})
@@ -42,6 +43,7 @@ print(json.dumps({
     "health": health,
     "bench": bench,
     "attempts": attempts,
+    "loaded_for_deploy": loaded_for_deploy,
 }))
 """
 
@@ -65,6 +67,7 @@ def test_app_imports_and_runs_local_jobs_without_network() -> None:
     seen = run_app()
 
     assert seen["attempts"] == []
+    assert seen["loaded_for_deploy"] == []  # `modal deploy` needs only modal, not the job stack
     assert seen["app_name"] == "rentagpu-executor"
     assert seen["gpus"] == seen["spec_gpus"] == ["H100", "A100-80GB"]
     assert seen["required_keys"][-1] == "AWS_ROLE_ARN"
