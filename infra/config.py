@@ -133,31 +133,31 @@ _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.'()-]+$")
 
 
 def _github_login(value: str) -> str | None:
-    if _GITHUB_LOGIN.match(value):
+    if _GITHUB_LOGIN.fullmatch(value):
         return None
     return "a GitHub login: 1-39 letters, digits or single hyphens, not starting or ending with '-'"
 
 
 def _github_repository(value: str) -> str | None:
-    if _GITHUB_REPO.match(value) and value not in (".", "..") and not value.endswith(".git"):
+    if _GITHUB_REPO.fullmatch(value) and value not in (".", "..") and not value.endswith(".git"):
         return None
     return "a repository name: 1-100 letters, digits, '.', '-', '_' (without the owner or '.git')"
 
 
 def _team_slug(value: str) -> str | None:
-    if _TEAM_SLUG.match(value):
+    if _TEAM_SLUG.fullmatch(value):
         return None
     return "a team slug: lowercase letters, digits, '-', '_' (the slug, not the display name)"
 
 
 def _branch_pattern(value: str) -> str | None:
-    if _BRANCH_PATTERN.match(value) and ".." not in value and not value.startswith("/"):
+    if _BRANCH_PATTERN.fullmatch(value) and ".." not in value and not value.startswith("/"):
         return None
     return "a branch name or fnmatch pattern such as 'main' or 'release/*'"
 
 
 def _modal_app_name(value: str) -> str | None:
-    if _MODAL_APP_NAME.match(value):
+    if _MODAL_APP_NAME.fullmatch(value):
         return None
     return (
         "at most 64 letters, digits, '-', '.', '_' (Modal injects no OIDC identity token into "
@@ -166,13 +166,13 @@ def _modal_app_name(value: str) -> str | None:
 
 
 def _modal_workspace_id(value: str) -> str | None:
-    if _MODAL_WORKSPACE_ID.match(value):
+    if _MODAL_WORKSPACE_ID.fullmatch(value):
         return None
     return "a Modal workspace id such as 'ac-1a2b3c4d5e6f' (see `modal token info`)"
 
 
 def _aws_region(value: str) -> str | None:
-    if _AWS_REGION.match(value):
+    if _AWS_REGION.fullmatch(value):
         return None
     return "an AWS region code such as 'us-east-1' or 'eu-west-2'"
 
@@ -182,7 +182,7 @@ def _bucket(value: str) -> str | None:
         "an S3 bucket name: 3-63 lowercase letters, digits, '.', '-', starting and ending with a "
         "letter or digit, no '..', not an IP address, no 'xn--' prefix or '-s3alias' suffix"
     )
-    if not _BUCKET.match(value) or ".." in value or ".-" in value or "-." in value:
+    if not _BUCKET.fullmatch(value) or ".." in value or ".-" in value or "-." in value:
         return allowed
     if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
         return allowed
@@ -202,13 +202,13 @@ def _prefix(value: str) -> str | None:
         return allowed
     segments = value[:-1].split("/")
     for segment in segments:
-        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.match(segment):
+        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.fullmatch(segment):
             return allowed
     return None
 
 
 def _modal_user(value: str) -> str | None:
-    if _MODAL_USER.match(value):
+    if _MODAL_USER.fullmatch(value):
         return None
     return "a Modal service user name: letters, digits, '.', '-', '_'"
 

@@ -86,6 +86,8 @@ MISTAKES = [
         "overlaps inputPrefix",
     ),
     ("dev", {"aws:region": "moon-base-1"}, "aws:region", "AWS region code"),
+    ("dev", {"aws:region": "us-east-1\n"}, "aws:region", "AWS region code"),
+    ("dev", {"bucket": "acme-ml-rentagpu-dev\n"}, "rentagpu:bucket", "S3 bucket name"),
     ("dev", {"githubOwner": ""}, "rentagpu:githubOwner", "is required"),
     ("dev", {"githubOwner": "-acme"}, "rentagpu:githubOwner", "GitHub login"),
     (

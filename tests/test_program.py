@@ -106,3 +106,15 @@ def test_a_service_user_missing_from_the_workspace_fails_the_up_and_names_it(mod
     assert "no-such-user" in str(caught.value)
     assert not isinstance(caught.value, ProviderCheckFailed)
     assert f"dev/{SECRET}" not in modal_env.state.snapshot()["secrets"]
+
+
+def test_switching_auth_mode_leaves_no_key_of_the_old_mode_in_the_secret(modal_env) -> None:
+    """The app refuses a secret holding both modes' keys, so a switch must overwrite, not merge."""
+    engine = InProcessEngine()
+    engine.up(stack_config("dev", **ROLES))
+    engine.up(stack_config("dev", awsAuth="access-key", **ROLES))
+    values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
+    assert "AWS_ROLE_ARN" not in values and "AWS_ACCESS_KEY_ID" in values
+    engine.up(stack_config("dev", **ROLES))
+    values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
+    assert values == expected_secret("dev", AWS_ROLE_ARN=runtime_role("dev"))
