@@ -216,7 +216,10 @@ def _parse_document(label: str, value: Any) -> tuple[_Document | None, str | Non
         try:
             document = json.loads(value)
         except ValueError:
-            return None, f"{label} is not valid JSON, so it cannot be checked; render it with json.dumps"
+            return (
+                None,
+                f"{label} is not valid JSON, so it cannot be checked; render it with json.dumps",
+            )
     if not isinstance(document, Mapping):
         return None, f"{label} is not a JSON object"
     statements = _as_list(document.get("Statement"))
@@ -291,9 +294,7 @@ def check_secret_inputs(resource: Resource, ctx: PolicyContext) -> Iterator[str]
 
     if modal_kind(resource) != MODAL_SECRET or resource.is_secret("values"):
         return
-    where = (
-        f"Modal secret '{props.get('secret_name')}' of environment '{props.get('environment_name')}'"
-    )
+    where = f"Modal secret '{props.get('secret_name')}' of environment '{props.get('environment_name')}'"
     values = props.get("values")
     if values is None:
         return
@@ -354,9 +355,7 @@ def check_prod_environment(resource: Resource, ctx: PolicyContext) -> Iterator[s
 
     prevent = props.get("preventSelfReview")
     if _known(prevent) and prevent is not True:
-        yield (
-            f"{where} lets a reviewer approve their own deploy: set prevent_self_review=True"
-        )
+        yield (f"{where} lets a reviewer approve their own deploy: set prevent_self_review=True")
 
     bypass = props.get("canAdminsBypass")
     if _known(bypass) and bypass is not False:
@@ -457,9 +456,7 @@ def _condition_entries(condition: Any, key: str) -> list[tuple[str, list[Any]]]:
     return entries
 
 
-def _check_subject(
-    host: str, operator: str, subject: Any, ctx: PolicyContext
-) -> Iterator[str]:
+def _check_subject(host: str, operator: str, subject: Any, ctx: PolicyContext) -> Iterator[str]:
     if not isinstance(subject, str):
         yield f"`{host}:sub` has a value that is not a string"
         return

@@ -141,8 +141,9 @@ def run_pack(rendering: Any, ctx: PolicyContext) -> list[PackVerdict]:
     verdicts: list[PackVerdict] = []
     engine_resources = []
     for rendered in rendering.resources:
+        # The engine leaves internal keys (a dynamic resource's `__provider`) out of analysis.
         props = {k: v for k, v in rendered.raw_inputs.items() if not k.startswith("__")}
-        engine = mark_secret(props, rendered.secret_paths)
+        engine = mark_secret(props, [p for p in rendered.secret_paths if not p.startswith("__")])
         engine_resources.append((rendered.type, rendered.name, engine))
         resource_policies = [p for p in policies if isinstance(p, ResourceValidationPolicy)]
         for policy in resource_policies:
