@@ -355,7 +355,7 @@ def check_prod_environment(resource: Resource, ctx: PolicyContext) -> Iterator[s
 
     prevent = props.get("preventSelfReview")
     if _known(prevent) and prevent is not True:
-        yield (f"{where} lets a reviewer approve their own deploy: set prevent_self_review=True")
+        yield f"{where} lets a reviewer approve their own deploy: set prevent_self_review=True"
 
     bypass = props.get("canAdminsBypass")
     if _known(bypass) and bypass is not False:
