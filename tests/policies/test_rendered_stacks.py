@@ -18,7 +18,8 @@ import pytest
 
 from infra import iam, plan
 from infra.config import parse_config
-from infra.policies import evaluate, evaluate_stacks
+from infra.policies import RESOURCE_POLICIES, evaluate, evaluate_stacks
+from infra.policies import resource_from_rendered as view
 from infra.render import Rendering, render
 from tests.policies.support import context, run_pack
 
@@ -164,14 +165,12 @@ def test_a_runtime_builder_that_passes_roles_is_caught(raw_configs, monkeypatch)
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_secret_fed_from_a_plain_value_is_caught(renderings, stack) -> None:
     rendering = renderings[stack]
-    # (`__provider`, a dynamic resource's pickled provider, is secret too, but internal: the
-    # engine never shows it to a policy)
-    secret_bearing = [
-        r.name for r in rendering.resources if any(not p.startswith("__") for p in r.secret_paths)
-    ]
-    # the two Modal token environment secrets, the two read-only token repository secrets, and,
-    # once the program declares the Modal stage, its Modal secrets
-    assert len(secret_bearing) >= 4
+    (policy,) = [p for p in RESOURCE_POLICIES if p.name == "secret-inputs-are-secret"]
+    assert policy.applies_to is not None
+    secret_bearing = [r.name for r in rendering.resources if policy.applies_to(view(r))]
+    # the two Modal token environment secrets, the two read-only token repository secrets and the
+    # Modal runtime secret
+    assert len(secret_bearing) >= 5
     for name in secret_bearing:
         found = verdicts(unmark(rendering, name))
         assert {(p, r) for p, r, _ in found} == {("secret-inputs-are-secret", name)}, name
