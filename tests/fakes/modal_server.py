@@ -51,6 +51,9 @@ _READ_ONLY_RPCS = frozenset(
     {
         "ClientHello",
         "TokenInfoGet",
+        "TokensList",
+        "ServiceUserList",
+        "WorkspaceNameLookup",
         "EnvironmentList",
         "EnvironmentGetRoles",
         "EnvironmentGetManaged",
@@ -229,6 +232,103 @@ class FakeModalServicer(api_grpc.ModalClientBase):
             reply.user_identity.user_id = caller.principal.id
             reply.user_identity.username = caller.principal.name
         return reply
+
+    # -- service users and member tokens (what `rotate` and `incident` use) -----------------
+    def rpc_WorkspaceNameLookup(self, request, caller: Caller):
+        # `modal.Workspace.from_context()` hydrates with this before any workspace call.
+        return api_pb2.WorkspaceNameLookupResponse(
+            workspace_name=self.state.workspace_name, username=self.state.workspace_name
+        )
+
+    def rpc_ServiceUserCreate(self, request: api_pb2.ServiceUserCreateRequest, caller: Caller):
+        self._require_manager(caller, "create service users")
+        name = request.name
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise GRPCError(Status.INVALID_ARGUMENT, f"Invalid service user name: '{name}'")
+        if self.state.principal_named(name, "service_user") is not None:
+            raise GRPCError(Status.ALREADY_EXISTS, f"Service user '{name}' already exists")
+        principal = self.state.add_service_user(name)
+        token_id, token_secret = self._server.add_token(name, kind="service_user")
+        return api_pb2.ServiceUserCreateResponse(
+            token_id=token_id, token_secret=token_secret, service_user_id=principal.id
+        )
+
+    def rpc_ServiceUserList(self, request, caller: Caller):
+        self._require_manager(caller, "list service users")
+        users = []
+        for principal in self.state.principals.values():
+            if principal.kind != "service_user":
+                continue
+            roles = [
+                api_pb2.ServiceUser.EnvironmentRoleEntry(
+                    environment_id=env.id, environment_name=env.name, role_str=role
+                )
+                for env in self.state.environments.values()
+                if (role := env.roles.get(principal.id))
+            ]
+            token_ids = self._server.token_ids_of(principal.id)
+            users.append(
+                api_pb2.ServiceUser(
+                    name=principal.name,
+                    service_user_id=principal.id,
+                    token_id=token_ids[0] if token_ids else "",
+                    created_by=self.state.owner.name,
+                    environment_roles=roles,
+                )
+            )
+        return api_pb2.ServiceUserListResponse(service_users=users)
+
+    def rpc_ServiceUserDelete(self, request: api_pb2.ServiceUserDeleteRequest, caller: Caller):
+        self._require_manager(caller, "delete service users")
+        principal = self.state.principals.get(request.service_user_id) or (
+            self.state.principal_named(request.service_user_name, "service_user")
+        )
+        if principal is None or principal.kind != "service_user":
+            raise _not_found(f"Service user '{request.service_user_name}' not found")
+        # Deleting a service user ends its credentials, as on Modal.
+        self._server.remove_tokens_of(principal.id)
+        self.state.remove_principal(principal.id)
+        return empty_pb2.Empty()
+
+    def rpc_TokensList(self, request, caller: Caller):
+        tokens = []
+        for token_id, principal_id, disabled in self._server.token_entries():
+            principal = self.state.principals.get(principal_id)
+            if principal is None or principal.kind != "user":
+                continue  # member tokens only, like the service
+            if not caller.principal.workspace_manager and principal.id != caller.principal.id:
+                continue
+            tokens.append(
+                api_pb2.TokensListResponse.Token(
+                    token_id=token_id,
+                    workspace_id=self.state.workspace_id,
+                    user_id=principal.id,
+                    member_displayname=principal.name,
+                    disabled=disabled,
+                )
+            )
+        return api_pb2.TokensListResponse(tokens=tokens)
+
+    def _own_or_managed_token(self, token_id: str, caller: Caller) -> None:
+        owner = self._server.token_principal(token_id)
+        if owner is None:
+            raise _not_found(f"Token '{token_id}' not found")
+        if not caller.principal.workspace_manager and owner != caller.principal.id:
+            raise GRPCError(
+                Status.PERMISSION_DENIED, "Only workspace managers can manage others' tokens"
+            )
+
+    def rpc_TokenDelete(self, request: api_pb2.TokenDeleteRequest, caller: Caller):
+        self._own_or_managed_token(request.token_id, caller)
+        self._server.revoke_token(request.token_id)
+        return empty_pb2.Empty()
+
+    def rpc_TokenDisable(self, request: api_pb2.TokenDisableRequest, caller: Caller):
+        for token_id in request.token_ids:
+            self._own_or_managed_token(token_id, caller)
+        for token_id in request.token_ids:
+            self._server.disable_token(token_id)
+        return empty_pb2.Empty()
 
     # -- environments ----------------------------------------------------------------------
     def _list_item(self, env: FakeEnvironment) -> api_pb2.EnvironmentListItem:
@@ -508,6 +608,7 @@ class FakeModalServer:
         self._calls: list[RecordedCall] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._tokens: dict[str, tuple[str, str]] = {}  # token id -> (secret, principal id)
+        self._disabled_tokens: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._grpc_server: Server | None = None
@@ -573,24 +674,60 @@ class FakeModalServer:
         self.stop()
 
     # -- tokens ----------------------------------------------------------------------------
-    def add_token(self, principal_name: str) -> tuple[str, str]:
+    def add_token(self, principal_name: str, kind: str | None = None) -> tuple[str, str]:
         """A new token for an existing principal (user or service user), made up at runtime."""
         with self.state.lock:
-            principal = next(p for p in self.state.principals.values() if p.name == principal_name)
+            principal = next(
+                p
+                for p in self.state.principals.values()
+                if p.name == principal_name and kind in (None, p.kind)
+            )
         token_id = "ak-" + secrets.token_hex(12)
         token_secret = "as-" + secrets.token_hex(12)
         with self._lock:
             self._tokens[token_id] = (token_secret, principal.id)
         return token_id, token_secret
 
+    def token_ids_of(self, principal_id: str) -> list[str]:
+        with self._lock:
+            return [t for t, (_, p) in self._tokens.items() if p == principal_id]
+
+    def token_principal(self, token_id: str) -> str | None:
+        with self._lock:
+            known = self._tokens.get(token_id)
+        return known[1] if known else None
+
+    def token_entries(self) -> list[tuple[str, str, bool]]:
+        """(token id, principal id, disabled) for every live token."""
+        with self._lock:
+            return [(t, p, t in self._disabled_tokens) for t, (_, p) in self._tokens.items()]
+
+    def revoke_token(self, token_id: str) -> None:
+        """Delete a token: every later call made with it is UNAUTHENTICATED."""
+        with self._lock:
+            self._tokens.pop(token_id, None)
+            self._disabled_tokens.discard(token_id)
+
+    def disable_token(self, token_id: str) -> None:
+        with self._lock:
+            if token_id in self._tokens:
+                self._disabled_tokens.add(token_id)
+
+    def remove_tokens_of(self, principal_id: str) -> None:
+        for token_id in self.token_ids_of(principal_id):
+            self.revoke_token(token_id)
+
     def authenticate(self, metadata: Any) -> Caller | None:
         token_id = metadata.get("x-modal-token-id", "")
         token_secret = metadata.get("x-modal-token-secret", "")
         with self._lock:
             known = self._tokens.get(token_id)
-        if known is None or not secrets.compare_digest(known[0], token_secret):
+            disabled = token_id in self._disabled_tokens
+        if known is None or disabled or not secrets.compare_digest(known[0], token_secret):
             return None
-        principal = self.state.principals[known[1]]
+        principal = self.state.principals.get(known[1])
+        if principal is None:
+            return None
         return Caller(principal, token_id)
 
     # -- recording -------------------------------------------------------------------------

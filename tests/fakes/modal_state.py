@@ -106,6 +106,13 @@ class FakeModalState:
             self.principals[principal.id] = principal
             return principal
 
+    def remove_principal(self, principal_id: str) -> None:
+        """Delete a principal (a service user) and its role in every environment."""
+        with self.lock:
+            self.principals.pop(principal_id, None)
+            for env in self.environments.values():
+                env.roles.pop(principal_id, None)
+
     def principal_named(self, name: str, kind: str) -> FakePrincipal | None:
         with self.lock:
             for principal in self.principals.values():
