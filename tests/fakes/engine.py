@@ -7,13 +7,21 @@ provider host does, strip secret marks (dynamic providers run with acceptSecrets
 then `create` for a new resource or `diff` + `update` against the state recorded by the previous
 `up`, and `delete` what the program no longer declares. Non-dynamic resources get the renderer's
 synthesized outputs. A provider failure fails the `up`; steps that finished before it stay recorded.
+
+Selected non-dynamic types can run for real too: `InProcessEngine(handlers={type: handler})` hands
+each resource of such a type to a `ResourceHandler` (e.g. `aws:iam/accessKey:AccessKey` against
+moto), which creates it, keeps it while its inputs stay the same, updates it if it can, and deletes
+it once the program stops declaring it. That is what makes create-before-delete visible: a new
+logical resource is created during the `up`, the one it supersedes is deleted only at the end of a
+successful `up`, and a failed `up` deletes nothing.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import dill
 
@@ -37,13 +45,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class ResourceHandler(Protocol):
+    """Runs one non-dynamic resource type for real. Inputs arrive with secret marks stripped."""
+
+    def create(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Create the resource; return its id and outputs (what the program reads)."""
+        ...
+
+    def delete(self, id_: str, outputs: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class Recorded:
     type: str
     id: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
-    provider_blob: str
+    provider_blob: str  # empty for a resource run by a handler
 
 
 @dataclass
@@ -59,11 +77,16 @@ class ProviderCheckFailed(Exception):
     pass
 
 
+class HandlerCannotUpdate(Exception):
+    """A handled resource's inputs changed and its handler has no `update`: a test setup error."""
+
+
 class InProcessEngine:
     """Holds a stack's dynamic-resource state across `up` calls, like a Pulumi backend would."""
 
-    def __init__(self) -> None:
+    def __init__(self, handlers: Mapping[str, ResourceHandler] | None = None) -> None:
         self.state: dict[str, Recorded] = {}  # logical name -> what the last successful step left
+        self.handlers: dict[str, ResourceHandler] = dict(handlers or {})
 
     def up(self, cfg: Any) -> UpResult:
         # Like the real engine, each finished step is recorded even if a later one fails; deletes
@@ -72,6 +95,9 @@ class InProcessEngine:
         result = UpResult(rendering=None)  # type: ignore[arg-type]
 
         def on_resource(args: Any) -> tuple[str, dict] | None:
+            handler = self.handlers.get(args.typ)
+            if handler is not None:
+                return self._run_handled(handler, args, result)
             if PROVIDER_KEY not in args.inputs:
                 return None
             blob = _plain(args.inputs[PROVIDER_KEY])
@@ -104,13 +130,42 @@ class InProcessEngine:
 
         result.rendering = render(cfg, RecordingMocks(on_resource=on_resource))
         declared = {r.name for r in result.rendering.resources}
+        # Reverse creation order, as the engine deletes dependents first (an IAM user's keys and
+        # policies before the user). A record leaves the state only once its delete succeeded.
         for name in reversed(list(state)):
             if name not in declared:
-                record = state.pop(name)
-                provider = load_provider(record.provider_blob)
-                provider.delete(record.id, record.outputs)
+                record = state[name]
+                handler = self.handlers.get(record.type) if not record.provider_blob else None
+                if handler is not None:
+                    handler.delete(record.id, record.outputs)
+                else:
+                    load_provider(record.provider_blob).delete(record.id, record.outputs)
+                del state[name]
                 result.deleted.append(name)
         return result
+
+    def _run_handled(
+        self, handler: ResourceHandler, args: Any, result: UpResult
+    ) -> tuple[str, dict[str, Any]]:
+        inputs = {k: _plain(v) for k, v in args.inputs.items()}
+        old = self.state.get(args.name)
+        if old is None:
+            id_, outputs = handler.create(args.name, inputs)
+            self.state[args.name] = Recorded(args.typ, id_, inputs, dict(outputs), "")
+            result.created.append(args.name)
+        elif old.inputs == inputs:
+            result.unchanged.append(args.name)
+        else:
+            update = getattr(handler, "update", None)
+            if update is None:
+                raise HandlerCannotUpdate(
+                    f"{args.name}: inputs of {args.typ} changed and its handler cannot update"
+                )
+            outputs = update(old.id, old.outputs, inputs)
+            self.state[args.name] = Recorded(args.typ, old.id, inputs, dict(outputs), "")
+            result.updated.append(args.name)
+        record = self.state[args.name]
+        return record.id, dict(record.outputs)
 
     def refresh(self) -> dict[str, Any]:
         """`pulumi refresh`: each provider's `read` for each recorded resource."""
