@@ -102,11 +102,17 @@ def plan_document(
 ) -> dict[str, Any]:
     """Everything the plan prints, as the JSON object DESIGN.md specifies."""
     from infra.config import parse_config
-    from infra.policies import evaluate
+    from infra.policies import PolicyContext, evaluate
     from infra.render import render
 
     loaded = load_config(stack, config_json, project_dir)
-    rendering = render(parse_config(stack, loaded.raw))
+    cfg = parse_config(stack, loaded.raw)
+    rendering = render(cfg)
+    context = PolicyContext(
+        environment=cfg.environment,
+        github_repository=f"{cfg.github.owner}/{cfg.github.repository}",
+        access_key_max_age_days=cfg.aws.access_key_max_age_days,
+    )
     resources = sorted(rendering.resources, key=lambda r: (r.type, r.name))
     return {
         "stack": stack,
@@ -114,7 +120,7 @@ def plan_document(
             {"type": r.type, "name": r.name, "inputs": _visible_inputs(dict(r.inputs))}
             for r in resources
         ],
-        "violations": [v.as_dict() for v in evaluate(rendering)],
+        "violations": [v.as_dict() for v in evaluate(rendering, context)],
         "unset_secrets": list(loaded.unset_secrets),
     }
 

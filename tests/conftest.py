@@ -3,12 +3,24 @@ the conftest of each test folder that needs them, so a test run starts only the 
 
 import os
 
-# No test may reach a real cloud or read a developer's own profile by accident.
+# No test may reach a real cloud or read a developer's own profile by accident. The credentials
+# are set aside here; only tests marked `cloud` (tests/cloud/) take them back, explicitly.
+CLOUD_CREDENTIALS: dict[str, str] = {}
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-    os.environ.pop(_name, None)
-for _name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL", "MODAL_PROFILE"):
-    os.environ.pop(_name, None)
+for _name in (
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "MODAL_TOKEN_ID",
+    "MODAL_TOKEN_SECRET",
+    "MODAL_SERVER_URL",
+    "MODAL_PROFILE",
+    "GITHUB_TOKEN",
+):
+    if _name in os.environ:
+        CLOUD_CREDENTIALS[_name] = os.environ.pop(_name)
 
 import pytest  # noqa: E402
 

@@ -15,7 +15,7 @@ from tests.stacks import PLANTED, raw_config
 
 OFFLINE_ENV = {
     "PATH": os.environ.get("PATH", ""),
-    "HOME": os.environ.get("HOME", "/tmp"),
+    "HOME": os.environ.get("HOME", ""),
     # no credentials of any kind, and a proxy that goes nowhere: the plan must not need the network
     "HTTPS_PROXY": "http://127.0.0.1:9",
     "HTTP_PROXY": "http://127.0.0.1:9",
@@ -134,3 +134,29 @@ def test_malformed_config_json_is_a_clear_error() -> None:
     result = run_plan("--stack", "dev", "--config-json", "-", stdin="{not json")
     assert result.returncode == 2
     assert "--config-json: not JSON" in result.stderr
+
+
+def test_the_committed_stacks_share_nothing() -> None:
+    """A policy pack sees one stack at a time; this checks both committed stacks together."""
+    from infra.config import parse_config
+    from infra.plan import load_config
+    from infra.policies import evaluate_stacks
+    from infra.render import render
+
+    renderings = [render(parse_config(s, load_config(s).raw)) for s in ("dev", "prod")]
+    assert evaluate_stacks(renderings) == []
+
+
+def test_the_plan_checks_oidc_subjects_against_the_configured_repository(monkeypatch) -> None:
+    """The plan gives the policies the stack's OWNER/REPO, so a subject naming another repo fails."""
+    from infra import iam
+
+    original = iam.github_deploy_trust
+    monkeypatch.setattr(
+        iam,
+        "github_deploy_trust",
+        lambda arn, owner, repo, env: original(arn, owner, "other-repo", env),
+    )
+    document = plan_document("dev", config_json=pulumi_config_json("dev"))
+    policies = {v["policy"] for v in document["violations"]}
+    assert "oidc-trust-pinned" in policies
