@@ -12,7 +12,7 @@ import sys
 
 from infra.errors import RentagpuError
 
-COMMAND_MODULES = ("infra.plan", "infra.report", "infra.rotation")
+COMMAND_MODULES = ("infra.plan", "infra.report", "infra.rotation", "infra.incident")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -341,6 +341,7 @@ def read_credential(
     stdin: TextIO,
     environ: Mapping[str, str],
     prompt: str,
+    ask_secret: bool = True,
 ) -> tuple[SecretStr, SecretStr | None]:
     """Read a credential from the environment or stdin; a terminal gets a prompt without echo."""
     if source == "env":
@@ -352,8 +353,12 @@ def read_credential(
     if stdin.isatty():
         import getpass
 
-        found_id = getpass.getpass(f"{prompt} id (not echoed): ").strip()
-        secret = getpass.getpass(f"{prompt} secret (not echoed, may be empty): ").strip() or None
+        found_id = getpass.getpass(f"{prompt}{' id' if ask_secret else ''} (not echoed): ").strip()
+        secret = None
+        if ask_secret:
+            secret = getpass.getpass(f"{prompt} secret (not echoed, may be empty): ").strip()
+        if not found_id:
+            raise RotationError("nothing was entered")
     else:
         found_id, secret = parse_credential_text(stdin.read())
     return SecretStr(found_id), SecretStr(secret) if secret else None
