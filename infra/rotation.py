@@ -650,6 +650,27 @@ def config_holders(
     return holders
 
 
+def _iter_strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON-like value (for searching state outputs)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _iter_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _iter_strings(item)
+
+
+def state_holders(resources: Iterable[StateResource], needle: str) -> list[StateResource]:
+    """Resources of a checkpoint whose id or outputs contain `needle`."""
+    return [
+        r
+        for r in resources
+        if needle and (needle in r.id or any(needle in text for text in _iter_strings(r.outputs)))
+    ]
+
+
 def _token_from_config(
     raw: Mapping[str, RawValue], id_key: str, secret_key: str
 ) -> ModalToken | None:
@@ -1069,7 +1090,11 @@ def rotate_aws_key(
         driver.up()
     except StackUpError as error:
         lines = [str(error), "The old key was not deleted:"]
-        still_live = set(aws.access_key_ids(user))
+        try:
+            still_live = set(aws.access_key_ids(user))
+        except RentagpuError as check_error:
+            lines.append(f"  (could not list the keys in AWS to confirm: {check_error})")
+            still_live = {key.id.reveal() for key in old_keys.values()}
         for name, key in old_keys.items():
             exists = key.id.reveal() in still_live
             check = (
@@ -1196,24 +1221,3 @@ def command(
         environ=environ,
     )
     return 0
-
-
-def _iter_strings(value: Any) -> Iterator[str]:
-    """Every string inside a JSON-like value (for searching state outputs)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _iter_strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _iter_strings(item)
-
-
-def state_holders(resources: Iterable[StateResource], needle: str) -> list[StateResource]:
-    """Resources of a checkpoint whose id or outputs contain `needle`."""
-    return [
-        r
-        for r in resources
-        if needle and (needle in r.id or any(needle in text for text in _iter_strings(r.outputs)))
-    ]
