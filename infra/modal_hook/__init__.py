@@ -1,4 +1,4 @@
-"""The Modal hook: Pulumi dynamic resources for the stack's Modal environment and secrets.
+"""The Modal hook: Pulumi dynamic resources for the stack's Modal environment, secrets and app.
 
 Importing this package imports `pulumi` but not `modal`: the SDK is loaded inside provider methods,
 so the offline plan (`python -m infra plan`) stays fast and makes no network call. Providers read
@@ -6,6 +6,11 @@ so the offline plan (`python -m infra plan`) stays fast and makes no network cal
 """
 
 from infra.modal_hook.client import CallPolicy, Failure, ModalCallError
+from infra.modal_hook.deployment import (
+    ModalAppDeployment,
+    ModalAppDeploymentArgs,
+    ModalAppDeploymentProvider,
+)
 from infra.modal_hook.environment import (
     ModalEnvironment,
     ModalEnvironmentArgs,
@@ -16,6 +21,9 @@ from infra.modal_hook.secret import ModalSecret, ModalSecretArgs, ModalSecretPro
 __all__ = [
     "CallPolicy",
     "Failure",
+    "ModalAppDeployment",
+    "ModalAppDeploymentArgs",
+    "ModalAppDeploymentProvider",
     "ModalCallError",
     "ModalEnvironment",
     "ModalEnvironmentArgs",
