@@ -10,6 +10,7 @@ import pulumi
 
 from infra.aws import AwsStage, AwsStageArgs
 from infra.config import StackConfig, parse_config, raw_config_from_pulumi
+from infra.deploy import DeployStage, DeployStageArgs
 from infra.errors import ConfigError
 from infra.github import GitHubCiVariables, GitHubCiVariablesArgs, GitHubStage, GitHubStageArgs
 from infra.modal_hook.stage import ModalStage, ModalStageArgs
@@ -76,6 +77,20 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         opts=pulumi.ResourceOptions(depends_on=[github_stage, aws_stage]),
     )
 
+    # 4. Deploy: the app goes out last, once what it relies on exists and is protected; a failed
+    # smoke test rolls it back and fails the update.
+    deploy_stage = DeployStage(
+        "deploy",
+        DeployStageArgs(
+            config=cfg,
+            environment_name=modal_stage.environment.environment_name,
+            runtime_secret_name=modal_stage.runtime_secret.secret_name,
+            runtime_secret_id=modal_stage.runtime_secret.secret_id,
+            runtime_secret_values=modal_stage.runtime_secret.values,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[github_stage, aws_stage, modal_stage]),
+    )
+
     outputs: dict[str, pulumi.Output] = {
         "environment": pulumi.Output.from_input(env),
         "bucket": aws_stage.bucket.bucket,
@@ -84,6 +99,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         "drift_role_arn": aws_stage.drift_role.arn,
         "modal_environment": modal_stage.environment.environment_name,
         "modal_runtime_secret": modal_stage.runtime_secret.secret_name,
+        "modal_app_version": deploy_stage.deployment.version,
+        "modal_app_deployment_tag": deploy_stage.deployment.deployment_tag,
     }
     if aws_stage.runtime_role_arn is not None:
         outputs["runtime_role_arn"] = aws_stage.runtime_role_arn

@@ -8,6 +8,7 @@ callers can mask them and tests can check they were marked.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,12 @@ def stable_id(kind: str, key: str) -> str:
     return str(10_000_000 + zlib.crc32(f"{kind}:{key}".encode()) % 90_000_000)
 
 
+def mock_access_key_id(name: str) -> str:
+    """A deterministic access key id shaped like AWS's (AKIA + 16 capitals or digits): the app
+    validates that shape, so a deploy's smoke job would refuse anything else."""
+    return "AKIA" + hashlib.sha256(name.encode()).hexdigest()[:16].upper()
+
+
 def _iam_arn(kind: str, inputs: Mapping[str, Any]) -> str:
     return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:{kind}{inputs.get('path') or '/'}{inputs.get('name')}"
 
@@ -90,7 +97,7 @@ def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, d
         state["arn"] = f"arn:aws:s3:::{inputs.get('bucket')}"
         resource_id = str(inputs.get("bucket"))
     elif typ == "aws:iam/accessKey:AccessKey":
-        resource_id = f"mock-access-key-id-{name}"
+        resource_id = mock_access_key_id(name)
         state["secret"] = {_SECRET_SIG_KEY: _SECRET_SIG, "value": "mock-secret-access-key"}
         state["createDate"] = "2026-01-01T00:00:00Z"
     elif typ == "github:index/repositoryEnvironment:RepositoryEnvironment":

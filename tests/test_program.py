@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from infra.render import MOCK_ACCOUNT_ID
+from infra.render import MOCK_ACCOUNT_ID, mock_access_key_id
 from tests.fakes.engine import InProcessEngine, ProviderCheckFailed
+from tests.fakes.modal_deploy import deploy_modal, deploy_modal_env  # noqa: F401
 from tests.fakes.modal_fixtures import CI_SERVICE_USER
 from tests.stacks import PLANTED, stack_config
 
 ROLES = {"modalServiceUserRoles": {CI_SERVICE_USER: "contributor"}}
 SECRET = "rentagpu-runtime"
+
+
+@pytest.fixture
+def modal_env(deploy_modal_env):  # noqa: F811 - pytest passes the imported fixture by name
+    """The program ends with the app deploy (stage 4), so the fake must take deploys too."""
+    return deploy_modal_env
 
 
 def expected_secret(stack: str, **extra: str) -> dict[str, str]:
@@ -33,6 +40,7 @@ def test_both_stacks_come_up_in_modal_with_the_wiring_the_program_declares(modal
     for stack, engine in engines.items():
         result = engine.up(stack_config(stack, **ROLES))
         assert sorted(result.created) == [
+            f"{stack}-app-deployment",
             f"{stack}-modal-environment",
             f"{stack}-modal-runtime-secret",
         ]
@@ -57,7 +65,11 @@ def test_a_second_up_with_unchanged_config_changes_nothing_in_modal(modal_env) -
     modal_env.clear_calls()
     result = engine.up(stack_config("dev", **ROLES))
     assert result.created == [] and result.updated == [] and result.deleted == []
-    assert sorted(result.unchanged) == ["dev-modal-environment", "dev-modal-runtime-secret"]
+    assert sorted(result.unchanged) == [
+        "dev-app-deployment",
+        "dev-modal-environment",
+        "dev-modal-runtime-secret",
+    ]
     assert modal_env.mutating_calls() == []
 
 
@@ -66,7 +78,7 @@ def test_a_config_change_overwrites_the_secret_in_place(modal_env) -> None:
     engine.up(stack_config("dev", **ROLES))
     modal_env.clear_calls()
     result = engine.up(stack_config("dev", outputPrefix="jobs/results/", **ROLES))
-    assert result.updated == ["dev-modal-runtime-secret"]
+    assert result.updated == ["dev-modal-runtime-secret", "dev-app-deployment"]
     assert (
         modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]["RENTAGPU_OUTPUT_PREFIX"]
         == "jobs/results/"
@@ -80,13 +92,13 @@ def test_access_key_mode_puts_the_key_in_modal_and_a_new_serial_replaces_it(moda
     engine.up(stack_config("dev", awsAuth="access-key", **ROLES))
     values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
     assert "AWS_ROLE_ARN" not in values
-    assert values["AWS_ACCESS_KEY_ID"] == "mock-access-key-id-dev-runtime-key-1"
+    assert values["AWS_ACCESS_KEY_ID"] == mock_access_key_id("dev-runtime-key-1")
     assert values["AWS_SECRET_ACCESS_KEY"] == "mock-secret-access-key"
 
     result = engine.up(stack_config("dev", awsAuth="access-key", accessKeySerial=2, **ROLES))
-    assert result.updated == ["dev-modal-runtime-secret"]
+    assert result.updated == ["dev-modal-runtime-secret", "dev-app-deployment"]
     values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
-    assert values["AWS_ACCESS_KEY_ID"] == "mock-access-key-id-dev-runtime-key-2"
+    assert values["AWS_ACCESS_KEY_ID"] == mock_access_key_id("dev-runtime-key-2")
 
 
 def test_the_ci_tokens_never_reach_modal_and_modal_values_never_reach_the_plan(modal_env) -> None:
