@@ -70,6 +70,7 @@ from infra.modal_hook.client import (
     Failure,
     ModalApi,
     ModalCallError,
+    ModalCredentials,
     credentials_from_env,
     redact,
     run_modal,
@@ -98,6 +99,10 @@ _REDEPLOY_KEYS = (
     "source_hash",
     "secret_fingerprint",
     "modal_version",
+)
+_WITHHELD_PREFIXES = ("AWS_", "PULUMI_", "ACTIONS_ID_TOKEN_")
+_WITHHELD = frozenset(
+    {"GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN", "MODAL_PROFILE", "MODAL_ENVIRONMENT"}
 )
 _OUTPUT_TAIL_LINES = 12
 _SAID_LIMIT = 1500
@@ -142,6 +147,38 @@ def resolve_revision(root: Path, environ: Mapping[str, str], fallback_hash: str)
         changes = _git(root, "status", "--porcelain", "--untracked-files=all", "--", SOURCE_PACKAGE)
         return head + ("-dirty" if changes else "")
     return "src-" + fallback_hash[:12]
+
+
+def deploy_environment(
+    environ: Mapping[str, str],
+    credentials: ModalCredentials,
+    app_name: str,
+    gpus: Sequence[str],
+    auth_mode: str,
+) -> dict[str, str]:
+    """The environment of the `modal deploy` subprocess.
+
+    The caller's, minus credentials the deploy has no use for (the CI job's AWS role, Pulumi's
+    passphrase, GitHub tokens: `modal deploy` runs the app module's code) and minus Modal profile
+    choices; plus the Modal token and server, and the settings `modal_app/app.py` reads.
+    """
+    kept = {
+        key: value
+        for key, value in environ.items()
+        if not key.startswith(_WITHHELD_PREFIXES) and key not in _WITHHELD
+    }
+    return {
+        **kept,
+        SERVER_URL_VARIABLE: credentials.server_url,
+        TOKEN_ID_VARIABLE: credentials.token_id.reveal(),
+        TOKEN_SECRET_VARIABLE: credentials.token_secret.reveal(),
+        options.APP_NAME_VARIABLE: app_name,
+        options.GPUS_VARIABLE: ",".join(gpus),
+        options.AUTH_MODE_VARIABLE: auth_mode,
+        "NO_COLOR": "1",  # plain text, for the error message that quotes its last lines
+        "TERM": "dumb",
+        "COLUMNS": "200",
+    }
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -390,23 +427,8 @@ class ModalAppDeploymentProvider(ResourceProvider):
         self, target: _Target, tag: str, root: Path, before: _Live | None
     ) -> None:
         credentials = credentials_from_env()
-        environ = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in ("MODAL_PROFILE", "MODAL_ENVIRONMENT")
-        }
-        environ.update(
-            {
-                SERVER_URL_VARIABLE: credentials.server_url,
-                TOKEN_ID_VARIABLE: credentials.token_id.reveal(),
-                TOKEN_SECRET_VARIABLE: credentials.token_secret.reveal(),
-                options.APP_NAME_VARIABLE: target.app,
-                options.GPUS_VARIABLE: ",".join(target.gpus),
-                options.AUTH_MODE_VARIABLE: target.auth_mode,
-                "NO_COLOR": "1",
-                "TERM": "dumb",
-                "COLUMNS": "200",
-            }
+        environ = deploy_environment(
+            os.environ, credentials, target.app, target.gpus, target.auth_mode
         )
         command = [
             sys.executable,

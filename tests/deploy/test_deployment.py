@@ -9,7 +9,10 @@ from __future__ import annotations
 import pytest
 from modal_proto import api_pb2
 
+from infra.config import SecretStr
 from infra.errors import DeployError
+from infra.modal_hook.client import ModalCredentials
+from infra.modal_hook.deployment import deploy_environment
 from tests.deploy.support import (
     APP,
     checked,
@@ -181,3 +184,33 @@ def test_read_reports_another_live_version_and_a_stopped_app(
 
     deploy_modal_env.cli("app", "stop", APP, "-e", "dev", "--yes")
     assert provider.read(created.id, drifted.outs).id == ""  # gone: refresh drops it
+
+
+def test_the_deploy_subprocess_gets_the_modal_token_and_app_settings_and_no_other_credential():
+    caller = {
+        "PATH": "/usr/bin",
+        "HTTPS_PROXY": "http://proxy:3128",
+        "GITHUB_SHA": "a" * 40,
+        "AWS_ACCESS_KEY_ID": "key-id",
+        "AWS_SESSION_TOKEN": "session",
+        "PULUMI_CONFIG_PASSPHRASE": "phrase",
+        "GITHUB_TOKEN": "gh",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "oidc-request",
+        "MODAL_PROFILE": "someone-elses",
+        "MODAL_TOKEN_ID": "stale",
+    }
+    token = ModalCredentials("http://127.0.0.1:1", SecretStr("ak-id"), SecretStr("as-secret"))
+
+    environ = deploy_environment(caller, token, APP, ["H100", "A100-80GB"], "oidc")
+
+    assert {k: environ[k] for k in ("PATH", "HTTPS_PROXY", "GITHUB_SHA")} == {
+        k: caller[k] for k in ("PATH", "HTTPS_PROXY", "GITHUB_SHA")
+    }
+    assert environ["MODAL_TOKEN_ID"] == "ak-id" and environ["MODAL_TOKEN_SECRET"] == "as-secret"
+    assert environ["MODAL_SERVER_URL"] == "http://127.0.0.1:1"
+    assert environ["MODAL_APP_NAME"] == APP
+    assert environ["RENTAGPU_GPUS"] == "H100,A100-80GB"
+    assert environ["RENTAGPU_AWS_AUTH"] == "oidc"
+    withheld = ("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "PULUMI_CONFIG_PASSPHRASE")
+    withheld += ("GITHUB_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "MODAL_PROFILE")
+    assert not set(withheld) & set(environ)
