@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 
@@ -23,7 +22,6 @@ from infra.config import StackConfig
 from infra.modal_hook.deployment import (
     ModalAppDeployment,
     ModalAppDeploymentArgs,
-    ModalAppDeploymentProvider,
     secret_fingerprint,
     source_hash,
 )
@@ -37,8 +35,6 @@ class DeployStageArgs:
     runtime_secret_name: pulumi.Input[str]
     runtime_secret_id: pulumi.Input[str]
     runtime_secret_values: pulumi.Input[Mapping[str, str]]
-    source_root: Path | None = None  # the checkout whose modal_app/ is deployed; tests use copies
-    provider: ModalAppDeploymentProvider | None = None
 
 
 def installed_modal_version() -> str:
@@ -68,11 +64,10 @@ class DeployStage(pulumi.ComponentResource):
                 runtime_secret_name=args.runtime_secret_name,
                 runtime_secret_id=args.runtime_secret_id,
                 secret_fingerprint=pulumi.Output.secret(fingerprint),
-                source_hash=source_hash(args.source_root),
+                source_hash=source_hash(),  # this checkout's modal_app/, which the provider ships
                 modal_version=installed_modal_version(),
             ),
             opts=pulumi.ResourceOptions(parent=self),
-            provider=args.provider,
         )
         self.register_outputs(
             {
