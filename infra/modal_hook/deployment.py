@@ -5,18 +5,21 @@ What the provider guarantees, and why:
   repository root), exactly what the manual guide ran, so nothing here re-implements Modal's
   packaging. The subprocess gets the Modal token in its environment, never on its command line,
   and the deploy settings (`MODAL_APP_NAME`, `RENTAGPU_GPUS`, `RENTAGPU_AWS_AUTH`) that
-  `modal_app/app.py` reads.
+  `modal_app/app.py` reads; credentials it has no use for (AWS, Pulumi, GitHub) are withheld.
 - It redeploys when what runs would change: the shipped source (`source_hash`, a content hash of
   the `.py` files under `modal_app/`, which is what `add_local_python_source` ships), the runtime
   secret (`secret_fingerprint`, a hash of its values, kept secret; `runtime_secret_id`, because a
   recreated secret is a new object), the deploy settings (GPUs, auth mode, function, secret name)
-  or the `modal` client version. A new git revision alone redeploys nothing.
+  or the `modal` client version. A new git revision alone redeploys nothing. When Modal sees
+  nothing new to deploy (only secret values changed), a rollover restarts the containers so
+  they read the new values.
 - The deployment tag is the source revision, read when the deploy runs: `GITHUB_SHA` in CI, else
   `git rev-parse HEAD` of the checkout (`-dirty` when `modal_app/` has uncommitted changes), else
   `src-` and the start of the source hash. It is an output, not an input, so the offline plan
   stays the same for every commit and never runs git.
 - The source is hashed again just before the deploy; if it no longer matches the planned hash
-  (files changed during `pulumi up`), nothing is deployed.
+  (files changed during `pulumi up`), nothing is deployed. If the version live after the deploy
+  carries another tag, someone else's deploy raced this one: nothing is tested or rolled back.
 - After the deploy, the smoke job (`run_gpu_job({"job": "healthcheck"})`, pinned to the version
   just deployed) must report `ready`. If not, the app is rolled back to the version that was live
   before (AppRollback), or stopped when there was none, and the update fails with a message that
@@ -25,8 +28,8 @@ What the provider guarantees, and why:
 - A deploy Modal refuses (a missing runtime secret, for one) leaves the live version untouched;
   the error says why and which version is still live.
 - `read` (`pulumi refresh`) reports a stopped or deleted app as gone, and a live version other
-  than the one this stack deployed (a manual deploy or rollback) as drift: its `source_hash`
-  becomes a marker that no source hashes to, so the next `pulumi up` redeploys the stack's source.
+  than the one this stack deployed (or a rollback to it) as drift: its `source_hash` becomes a
+  marker that no source hashes to, so the next `pulumi up` redeploys the stack's source.
 - `delete` stops the app; an app that is already gone is not an error.
 
 Inputs and outputs use the same snake_case names; outputs add `app_id`, `version`,
