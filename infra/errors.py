@@ -34,3 +34,15 @@ class DeployError(RentagpuError):
 
 class ReportError(RentagpuError):
     """Engine JSON given to a report command is not what `pulumi` prints."""
+
+
+class RotationError(RentagpuError):
+    """A rotation step failed or was refused; the message says what still works and what next."""
+
+
+class StackCommandError(RentagpuError):
+    """A `pulumi` command failed; the message names the command (never a value) and its exit."""
+
+
+class StackUpError(StackCommandError):
+    """`pulumi up` failed."""

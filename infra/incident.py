@@ -30,26 +30,29 @@ from typing import TextIO
 from infra import names
 from infra.config import PROJECT, RawValue, SecretStr
 from infra.errors import RentagpuError
-from infra.rotation import (
-    ENVIRONMENTS,
-    MODAL_READ_TOKEN,
-    MODAL_SECRET_TYPE,
-    MODAL_TOKEN,
-    TOKEN_SLOTS,
-    AwsAccess,
-    AwsKey,
-    ModalToken,
-    PulumiCliDriver,
-    StackDriver,
+from infra.rotation.aws_keys import AwsAccess, AwsKey
+from infra.rotation.common import (
     config_holders,
     config_value,
-    find_modal_token,
-    identify_token,
     mask,
-    other_stack_drivers,
     read_credential,
     service_user_roles,
     state_holders,
+)
+from infra.rotation.driver import (
+    ENVIRONMENTS,
+    MODAL_SECRET_TYPE,
+    PulumiCliDriver,
+    StackDriver,
+    other_stack_drivers,
+)
+from infra.rotation.modal_tokens import (
+    MODAL_READ_TOKEN,
+    MODAL_TOKEN,
+    TOKEN_SLOTS,
+    ModalToken,
+    find_modal_token,
+    identify_token,
 )
 
 CREDENTIALS = ("modal-token", "modal-read-token", "aws-key", "github-token")

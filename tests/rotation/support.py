@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from infra.config import RawValue, parse_config
-from infra.errors import RentagpuError
+from infra.errors import RentagpuError, StackUpError
 from infra.render import Rendering
-from infra.rotation import StackDriver, StackUpError, StateResource
+from infra.rotation.driver import StackDriver, StateResource
 from tests.fakes.aws_fixtures import MotoServer
 from tests.fakes.engine import InProcessEngine, ResourceHandler
 

@@ -8,7 +8,8 @@ import secrets
 
 import pytest
 
-from infra.rotation import RotationError, mask, parse_credential_text
+from infra.errors import RotationError
+from infra.rotation.common import mask, parse_credential_text
 
 # Made at runtime, like tests/stacks.py does, so no credential-shaped literal is ever committed.
 TOKEN_ID = "ak-" + secrets.token_hex(11)

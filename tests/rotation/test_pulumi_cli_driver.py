@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from infra.config import RawValue
-from infra.rotation import (
-    CompletedCall,
-    PulumiCall,
-    PulumiCliDriver,
-    StackCommandError,
-    StackUpError,
-)
+from infra.errors import StackCommandError, StackUpError
+from infra.rotation.driver import CompletedCall, PulumiCall, PulumiCliDriver
 
 SECRET = "as-" + "s3cr3t" * 4
 
