@@ -178,3 +178,12 @@ def test_raw_config_from_the_engine_keeps_secret_flags() -> None:
     assert raw["rentagpu:bucket"] == RawValue("b-1", secret=False)
     assert raw["rentagpu:modalTokenId"] == RawValue("t", secret=True)
     assert "other:key" not in raw
+
+
+def test_every_config_key_is_documented_in_the_readme() -> None:
+    from infra.config import KNOWN_KEYS
+    from infra.plan import PROJECT_DIR
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    missing = [key for key in KNOWN_KEYS if f"| `{key}` |" not in readme]
+    assert missing == []
