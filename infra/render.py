@@ -172,6 +172,32 @@ class Rendering:
         return found[0]
 
 
+def _report_once(error: BaseException) -> None:
+    """Keep a failed render's error from being printed again at exit.
+
+    When a resource fails, every output that depended on it holds the same exception; the runtime
+    raises it once (to our caller) and the others are garbage-collected unread, which asyncio
+    reports as "Future exception was never retrieved", with the whole traceback, at exit.
+    """
+    import asyncio
+
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    loop = _ensure_event_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        reported = context.get("exception")
+        if type(reported) is type(error) and str(reported) == str(error):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     """Run the program for one parsed `StackConfig` under mocks and return what it declared."""
     import pulumi
@@ -191,5 +217,9 @@ def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
         exported = build(cfg)
         return pulumi.Output.all(**exported).apply(outputs.update)
 
-    pulumi.runtime.test(program)()
+    try:
+        pulumi.runtime.test(program)()
+    except Exception as error:
+        _report_once(error)
+        raise
     return Rendering(stack=cfg.stack, resources=tuple(mocks.resources), outputs=dict(outputs))
