@@ -27,6 +27,10 @@ class AwsStageArgs:
     environment: str
     github_owner: str
     github_repository: str
+    # prod: its read-only CI credentials live in this main-only GitHub environment, the drift role
+    # trusts it, and there is no PR preview role (a live preview from PR code would decrypt the
+    # stack's config, Modal deploy token included). None: dev, previewed from pull requests.
+    readonly_environment: str | None = None
 
 
 def tags(environment: str) -> dict[str, str]:
@@ -187,32 +191,40 @@ class AwsStage(pulumi.ComponentResource):
             "CI `pulumi up` of this stack, from jobs in the GitHub environment of the same name",
         )
         read_only = _json(lambda a: iam.read_only_policy(a, env, cfg.bucket), account_id)
-        self.preview_role = self._ci_role(
-            env,
-            "preview",
-            names.preview_role_name(env),
-            _json(
-                iam.github_preview_trust, github_oidc_arn, args.github_owner, args.github_repository
-            ),
-            read_only,
-            "Read-only `pulumi preview` of this stack from pull requests of this repository",
-        )
+        self.preview_role = None
+        if args.readonly_environment is None:
+            self.preview_role = self._ci_role(
+                env,
+                "preview",
+                names.preview_role_name(env),
+                _json(
+                    iam.github_preview_trust,
+                    github_oidc_arn,
+                    args.github_owner,
+                    args.github_repository,
+                ),
+                read_only,
+                "Read-only `pulumi preview` of this stack from pull requests of this repository",
+            )
         self.drift_role = self._ci_role(
             env,
             "drift",
             names.drift_role_name(env),
             _json(
-                iam.github_drift_trust, github_oidc_arn, args.github_owner, args.github_repository
+                iam.github_drift_trust,
+                github_oidc_arn,
+                args.github_owner,
+                args.github_repository,
+                args.readonly_environment,
             ),
             read_only,
-            "Read-only `pulumi refresh --preview-only` of this stack from main (drift check)",
+            "Read-only `pulumi refresh --preview-only` / `preview` of this stack from main",
         )
 
         self.register_outputs(
             {
                 "bucket": self.bucket.bucket,
                 "deploy_role_arn": self.deploy_role.arn,
-                "preview_role_arn": self.preview_role.arn,
                 "drift_role_arn": self.drift_role.arn,
             }
         )

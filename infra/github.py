@@ -10,7 +10,7 @@ The program therefore declares this stage first and makes the AWS stage depend o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -20,6 +20,16 @@ from infra import names
 from infra.config import GitHubConfig
 
 MAIN_RULESET_NAME = "rentagpu-protect-main"
+# The checks of .github/workflows/ci.yml (job names as GitHub reports them) that a pull request
+# into main must pass; tests keep this list and the workflow in step.
+REQUIRED_CHECKS = (
+    "tests (.ci/run)",
+    "offline plan (dev)",
+    "offline plan (prod)",
+    "workflow audit (zizmor)",
+    "secret scan (tree and history)",
+    "lint (ruff)",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class GitHubStageArgs:
     modal_token_secret: pulumi.Input[str]
     modal_read_token_id: pulumi.Input[str] | None = None
     modal_read_token_secret: pulumi.Input[str] | None = None
+    readonly_environment: str | None = None  # prod: see AwsStageArgs.readonly_environment
 
 
 def slug(text: str) -> str:
@@ -74,77 +85,65 @@ class GitHubStage(pulumi.ComponentResource):
     ) -> None:
         super().__init__("rentagpu:stage:GitHub", name, None, opts)
         cfg, env = args.config, args.environment
+        self._repository = cfg.repository
         child = pulumi.ResourceOptions(parent=self)
 
         reviewers = None
         if args.is_prod:
             users, teams = reviewer_ids(cfg.reviewers, cfg.reviewer_teams)
             reviewers = [github.RepositoryEnvironmentReviewerArgs(users=users, teams=teams)]
-
-        self.environment = github.RepositoryEnvironment(
-            f"{env}-environment",
-            repository=cfg.repository,
-            environment=env,
+        self.environment = self._environment(
+            env,
             reviewers=reviewers,
             # A reviewer must never approve their own deploy: that is a one-person release.
             prevent_self_review=args.is_prod,
-            # The provider defaults this to true; admins bypassing prod review defeats its point.
-            can_admins_bypass=False,
-            wait_timer=0,
-            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
-                protected_branches=False,
-                custom_branch_policies=True,
-            ),
-            opts=child,
+            branches=cfg.deployment_branches,
+            purpose="deploy",
         )
-        env_name = self.environment.environment
-        env_child = pulumi.ResourceOptions(parent=self, depends_on=[self.environment])
-
-        self.branch_policies = [
-            github.RepositoryEnvironmentDeploymentPolicy(
-                f"{env}-deploy-from-{slug(pattern)}",
-                repository=cfg.repository,
-                environment=env_name,
-                branch_pattern=pattern,
-                opts=env_child,
-            )
-            for pattern in cfg.deployment_branches
-        ]
-
-        self.token_secrets = [
-            github.ActionsEnvironmentSecret(
-                f"{env}-{slug(secret_name)}",
-                repository=cfg.repository,
-                environment=env_name,
-                secret_name=secret_name,
-                value=pulumi.Output.secret(value),
-                opts=pulumi.ResourceOptions.merge(secret_options(self), env_child),
-            )
-            for secret_name, value in zip(
+        self.token_secrets = self._environment_secrets(
+            self.environment,
+            env,
+            zip(
                 names.GITHUB_TOKEN_SECRETS,
                 (args.modal_token_id, args.modal_token_secret),
                 strict=True,
-            )
-        ]
+            ),
+        )
 
-        # Read-only Modal tokens for PR previews and drift checks: those jobs run without an
-        # environment, so these are repository secrets, named per stack so each has one owner.
-        self.read_token_secrets = []
+        read_tokens = []
         if args.modal_read_token_id is not None and args.modal_read_token_secret is not None:
-            for suffix, value in (
+            read_tokens = [
                 ("MODAL_READ_TOKEN_ID", args.modal_read_token_id),
                 ("MODAL_READ_TOKEN_SECRET", args.modal_read_token_secret),
-            ):
-                secret_name = repository_name(env, suffix)
-                self.read_token_secrets.append(
-                    github.ActionsSecret(
-                        f"{env}-{slug(secret_name)}",
-                        repository=cfg.repository,
-                        secret_name=secret_name,
-                        value=pulumi.Output.secret(value),
-                        opts=secret_options(self),
-                    )
+            ]
+        self.readonly_environment = None
+        self.read_token_secrets: list[pulumi.CustomResource] = []
+        if args.readonly_environment is not None:
+            # Read credentials can decrypt the stack's config (its Modal deploy token included),
+            # so they live where only workflows running from main can read them.
+            self.readonly_environment = self._environment(
+                args.readonly_environment,
+                reviewers=None,
+                prevent_self_review=False,
+                branches=("main",),
+                purpose="run",
+            )
+            self.read_token_secrets = self._environment_secrets(
+                self.readonly_environment, args.readonly_environment, read_tokens
+            )
+        else:
+            # dev: PR previews run without an environment, so these are repository secrets, named
+            # per stack so each has one owner.
+            self.read_token_secrets = [
+                github.ActionsSecret(
+                    f"{env}-{slug(repository_name(env, suffix))}",
+                    repository=cfg.repository,
+                    secret_name=repository_name(env, suffix),
+                    value=pulumi.Output.secret(value),
+                    opts=secret_options(self),
                 )
+                for suffix, value in read_tokens
+            ]
 
         self.app_name_variable = None
         self.main_ruleset = None
@@ -176,13 +175,75 @@ class GitHubStage(pulumi.ComponentResource):
                         require_last_push_approval=cfg.required_approvals > 0,
                         required_review_thread_resolution=True,
                     ),
+                    # What merges to main deploys dev at once: it must have passed CI first.
+                    required_status_checks=github.RepositoryRulesetRulesRequiredStatusChecksArgs(
+                        required_checks=[
+                            github.RepositoryRulesetRulesRequiredStatusChecksRequiredCheckArgs(
+                                context=check
+                            )
+                            for check in REQUIRED_CHECKS
+                        ],
+                        strict_required_status_checks_policy=True,
+                    ),
                 ),
                 # No bypass actors: not even admins merge to main without a pull request.
                 bypass_actors=[],
                 opts=child,
             )
 
-        self.register_outputs({"environment": env_name})
+        self.register_outputs({"environment": self.environment.environment})
+
+    def _environment(
+        self,
+        name: str,
+        *,
+        reviewers: list | None,
+        prevent_self_review: bool,
+        branches: tuple[str, ...],
+        purpose: str,
+    ) -> github.RepositoryEnvironment:
+        """A GitHub environment only the given branches can use, and admins cannot bypass."""
+        environment = github.RepositoryEnvironment(
+            f"{name}-environment",
+            repository=self._repository,
+            environment=name,
+            reviewers=reviewers,
+            prevent_self_review=prevent_self_review,
+            # The provider defaults this to true; admins bypassing protection defeats its point.
+            can_admins_bypass=False,
+            wait_timer=0,
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False,
+                custom_branch_policies=True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        for pattern in branches:
+            github.RepositoryEnvironmentDeploymentPolicy(
+                f"{name}-{purpose}-from-{slug(pattern)}",
+                repository=self._repository,
+                environment=environment.environment,
+                branch_pattern=pattern,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[environment]),
+            )
+        return environment
+
+    def _environment_secrets(
+        self, environment: github.RepositoryEnvironment, name: str, secrets
+    ) -> list[pulumi.CustomResource]:
+        return [
+            github.ActionsEnvironmentSecret(
+                f"{name}-{slug(secret_name)}",
+                repository=self._repository,
+                environment=environment.environment,
+                secret_name=secret_name,
+                value=pulumi.Output.secret(value),
+                opts=pulumi.ResourceOptions.merge(
+                    secret_options(self), pulumi.ResourceOptions(depends_on=[environment])
+                ),
+            )
+            for secret_name, value in secrets
+        ]
 
 
 def repository_name(environment: str, suffix: str) -> str:
@@ -196,22 +257,34 @@ class GitHubCiVariablesArgs:
     environment: str
     region: str
     deploy_role_arn: pulumi.Input[str]
-    preview_role_arn: pulumi.Input[str]
     drift_role_arn: pulumi.Input[str]
+    preview_role_arn: pulumi.Input[str] | None = None  # dev only
+    readonly_environment: str | None = None  # prod only
 
 
-def ci_variable_values(args: GitHubCiVariablesArgs) -> tuple[dict, dict]:
-    """(environment variables, repository variables) the workflows read, by name."""
-    in_environment: Mapping[str, pulumi.Input[str]] = {
-        "AWS_DEPLOY_ROLE_ARN": args.deploy_role_arn,
-        "AWS_REGION": args.region,
+def ci_variable_values(
+    args: GitHubCiVariablesArgs,
+) -> dict[str | None, dict[str, pulumi.Input[str]]]:
+    """The variables the workflows read, by where they live: a GitHub environment's name, or None
+    for the repository."""
+    where: dict[str | None, dict[str, pulumi.Input[str]]] = {
+        args.environment: {"AWS_DEPLOY_ROLE_ARN": args.deploy_role_arn, "AWS_REGION": args.region}
     }
-    in_repository: Mapping[str, pulumi.Input[str]] = {
-        repository_name(args.environment, "PREVIEW_ROLE_ARN"): args.preview_role_arn,
-        repository_name(args.environment, "DRIFT_ROLE_ARN"): args.drift_role_arn,
-        repository_name(args.environment, "AWS_REGION"): args.region,
-    }
-    return dict(in_environment), dict(in_repository)
+    if args.readonly_environment is not None:
+        where[args.readonly_environment] = {
+            "AWS_DRIFT_ROLE_ARN": args.drift_role_arn,
+            "AWS_REGION": args.region,
+        }
+    else:
+        where[None] = {
+            repository_name(args.environment, "DRIFT_ROLE_ARN"): args.drift_role_arn,
+            repository_name(args.environment, "AWS_REGION"): args.region,
+        }
+        if args.preview_role_arn is not None:
+            where[None][repository_name(args.environment, "PREVIEW_ROLE_ARN")] = (
+                args.preview_role_arn
+            )
+    return where
 
 
 class GitHubCiVariables(pulumi.ComponentResource):
@@ -226,23 +299,23 @@ class GitHubCiVariables(pulumi.ComponentResource):
     ) -> None:
         super().__init__("rentagpu:stage:GitHubCiVariables", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        env = args.environment
-        in_environment, in_repository = ci_variable_values(args)
-        for variable_name, value in in_environment.items():
-            github.ActionsEnvironmentVariable(
-                f"{env}-{slug(variable_name)}",
-                repository=args.repository,
-                environment=env,
-                variable_name=variable_name,
-                value=value,
-                opts=child,
-            )
-        for variable_name, value in in_repository.items():
-            github.ActionsVariable(
-                slug(variable_name),
-                repository=args.repository,
-                variable_name=variable_name,
-                value=value,
-                opts=child,
-            )
+        for environment, variables in ci_variable_values(args).items():
+            for variable_name, value in variables.items():
+                if environment is None:
+                    github.ActionsVariable(
+                        slug(variable_name),
+                        repository=args.repository,
+                        variable_name=variable_name,
+                        value=value,
+                        opts=child,
+                    )
+                else:
+                    github.ActionsEnvironmentVariable(
+                        f"{environment}-{slug(variable_name)}",
+                        repository=args.repository,
+                        environment=environment,
+                        variable_name=variable_name,
+                        value=value,
+                        opts=child,
+                    )
         self.register_outputs({})

@@ -5,9 +5,10 @@ Who may do what:
 - runtime boundary: the ceiling on the runtime principal. Even a deploy role that rewrites the
   runtime's inline policy cannot lift it past Get/Put/List on this stack's bucket.
 - deploy role (CI `pulumi up` in the GitHub environment): read everything the stack owns; change
-  only the runtime principal (always under the boundary) and the bucket's settings. It can not
-  change itself, the preview and drift roles, the boundary, the OIDC providers or the bucket
-  policy (which could grant it object access): those need the admin (README: Bootstrap).
+  the runtime role's inline policy (capped by the boundary), the runtime user and its keys in
+  access-key mode, and the bucket's settings. It cannot create, delete or re-trust the runtime
+  role, or change itself, the preview and drift roles, the boundary, the OIDC providers or the
+  bucket policy (which could grant it object access): those need the admin (README: Bootstrap).
 - preview and drift roles: read-only versions of the deploy role's reads.
 """
 
@@ -18,8 +19,6 @@ from typing import Any
 from infra import names
 
 Document = dict[str, Any]
-
-RUNTIME_ACTIONS = ("s3:ListBucket", "s3:GetObject", "s3:PutObject")
 
 
 def _document(*statements: Document) -> Document:
@@ -76,9 +75,15 @@ def github_preview_trust(provider_arn: str, owner: str, repository: str) -> Docu
     )
 
 
-def github_drift_trust(provider_arn: str, owner: str, repository: str) -> Document:
-    """Only jobs on this repository's main branch: the scheduled drift check runs there."""
-    subject = names.github_main_subject(owner, repository)
+def github_drift_trust(
+    provider_arn: str, owner: str, repository: str, readonly_environment: str | None
+) -> Document:
+    """Only the scheduled drift check: jobs in the stack's read-only GitHub environment (which
+    admits main only) when it has one, else jobs on main without an environment."""
+    if readonly_environment is None:
+        subject = names.github_main_subject(owner, repository)
+    else:
+        subject = names.github_environment_subject(owner, repository, readonly_environment)
     return _web_identity_trust(
         provider_arn, names.GITHUB_OIDC_HOST, names.GITHUB_OIDC_AUDIENCE, subject, like=False
     )
@@ -204,41 +209,32 @@ def read_only_policy(account_id: str, environment: str, bucket: str) -> Document
 def deploy_policy(
     account_id: str, environment: str, bucket: str, access_key_mode: bool
 ) -> Document:
-    """What `pulumi up` of one stack changes in AWS, scoped by exact ARN to that stack."""
+    """What `pulumi up` of one stack changes in AWS, scoped by exact ARN to that stack.
+
+    The runtime role itself (its existence and its trust) is the admin's: a deploy role that could
+    create it or rewrite its trust could name itself and read the bucket through it. CI changes
+    only the role's inline policy, which the boundary caps.
+    """
     runtime_role = names.role_arn(account_id, environment, names.runtime_role_name(environment))
     boundary = names.policy_arn(account_id, environment, names.runtime_boundary_name(environment))
-    with_boundary = {"ArnEquals": {"iam:PermissionsBoundary": boundary}}
     statements = _read_statements(account_id, environment, bucket) + [
         _allow(
-            "CreateRuntimeRoleUnderBoundary",
-            ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
-            [runtime_role],
-            Condition=with_boundary,
-        ),
-        _allow(
-            "ManageRuntimeRole",
-            [
-                "iam:DeleteRole",
-                "iam:DeleteRolePolicy",
-                "iam:ListInstanceProfilesForRole",
-                "iam:PutRolePolicy",
-                "iam:TagRole",
-                "iam:UntagRole",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:UpdateRole",
-            ],
+            "ManageRuntimeRolePolicy",
+            ["iam:DeleteRolePolicy", "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole"],
             [runtime_role],
         ),
         _allow("ManageBucket", list(_BUCKET_WRITE), [names.bucket_arn(bucket)]),
     ]
     if access_key_mode:
+        # In access-key mode CI must create the runtime user's keys, so it can always obtain
+        # runtime credentials; the boundary still caps them at this bucket's objects.
         runtime_user = names.user_arn(account_id, environment, names.runtime_user_name(environment))
         statements += [
             _allow(
                 "CreateRuntimeUserUnderBoundary",
                 ["iam:CreateUser", "iam:PutUserPermissionsBoundary"],
                 [runtime_user],
-                Condition=with_boundary,
+                Condition={"ArnEquals": {"iam:PermissionsBoundary": boundary}},
             ),
             _allow(
                 "ManageRuntimeUser",

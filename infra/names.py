@@ -6,17 +6,29 @@ IAM objects live under a per-environment path so a policy can scope to one stack
 
 from __future__ import annotations
 
+from modal_app import settings
+
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
 MODAL_OIDC_HOST = "oidc.modal.com"
 MODAL_OIDC_AUDIENCE = "oidc.modal.com"
 APP_NAME_VARIABLE = "MODAL_APP_NAME"
 GITHUB_TOKEN_SECRETS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
-RUNTIME_SECRET_NAME = "rentagpu-runtime"
+# Defined by the app, which reads it in its containers; the program writes it.
+RUNTIME_SECRET_NAME = settings.SECRET_NAME
 
 
 def prefix(environment: str) -> str:
     return f"rentagpu-{environment}"
+
+
+def readonly_environment(environment: str) -> str:
+    """The GitHub environment holding a stack's read-only CI credentials (prod only).
+
+    Its deployment branch policy admits main only, so no branch or pull request can read them:
+    they can decrypt the stack's config, which holds the stack's Modal deploy token.
+    """
+    return f"{environment}-readonly"
 
 
 def iam_path(environment: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
+from infra import names
 from infra.aws import AwsStage, AwsStageArgs
 from infra.config import StackConfig, parse_config, raw_config_from_pulumi
 from infra.deploy import DeployStage, DeployStageArgs
@@ -22,6 +23,8 @@ def _secret(value) -> pulumi.Output[str] | None:
 
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     env = cfg.environment
+    # prod's read-only CI credentials live in a main-only GitHub environment (see names.py).
+    readonly = names.readonly_environment(env) if cfg.is_prod else None
 
     # 1. GitHub: the protected environment comes first, because the AWS deploy role trusts any
     # job that names it; a role created before its environment is protected is a window in which
@@ -37,6 +40,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             modal_token_secret=_secret(cfg.modal.token_secret),
             modal_read_token_id=_secret(cfg.modal.read_token_id),
             modal_read_token_secret=_secret(cfg.modal.read_token_secret),
+            readonly_environment=readonly,
         ),
     )
 
@@ -49,6 +53,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             environment=env,
             github_owner=cfg.github.owner,
             github_repository=cfg.github.repository,
+            readonly_environment=readonly,
         ),
         opts=pulumi.ResourceOptions(depends_on=[github_stage]),
     )
@@ -59,8 +64,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             environment=env,
             region=cfg.aws.region,
             deploy_role_arn=aws_stage.deploy_role.arn,
-            preview_role_arn=aws_stage.preview_role.arn,
             drift_role_arn=aws_stage.drift_role.arn,
+            preview_role_arn=aws_stage.preview_role.arn if aws_stage.preview_role else None,
+            readonly_environment=readonly,
         ),
         opts=pulumi.ResourceOptions(depends_on=[github_stage]),
     )
@@ -95,13 +101,14 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         "environment": pulumi.Output.from_input(env),
         "bucket": aws_stage.bucket.bucket,
         "deploy_role_arn": aws_stage.deploy_role.arn,
-        "preview_role_arn": aws_stage.preview_role.arn,
         "drift_role_arn": aws_stage.drift_role.arn,
         "modal_environment": modal_stage.environment.environment_name,
         "modal_runtime_secret": modal_stage.runtime_secret.secret_name,
         "modal_app_version": deploy_stage.deployment.version,
         "modal_app_deployment_tag": deploy_stage.deployment.deployment_tag,
     }
+    if aws_stage.preview_role is not None:
+        outputs["preview_role_arn"] = aws_stage.preview_role.arn
     if aws_stage.runtime_role_arn is not None:
         outputs["runtime_role_arn"] = aws_stage.runtime_role_arn
     return outputs

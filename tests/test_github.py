@@ -23,7 +23,7 @@ RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
 def test_prod_environment_requires_reviewers_and_blocks_self_review_and_admin_bypass(
     renderings,
 ) -> None:
-    env = renderings["prod"].one(ENVIRONMENT)
+    env = renderings["prod"].one(ENVIRONMENT, "prod-environment")
     assert env.inputs["environment"] == "prod"
     assert env.inputs["repository"] == "rentagpu"
     # logins and team slugs resolved to the numeric ids GitHub's API needs (ints, not strings)
@@ -43,8 +43,9 @@ def test_prod_environment_requires_reviewers_and_blocks_self_review_and_admin_by
 
 def test_prod_deploys_from_main_only(renderings) -> None:
     policies = renderings["prod"].of_type(BRANCH_POLICY)
-    assert [(p.inputs["environment"], p.inputs["branchPattern"]) for p in policies] == [
-        ("prod", "main")
+    assert sorted((p.inputs["environment"], p.inputs["branchPattern"]) for p in policies) == [
+        ("prod", "main"),
+        ("prod-readonly", "main"),
     ]
     assert "tagPattern" not in policies[0].inputs
 
@@ -70,7 +71,11 @@ def test_dev_can_admit_extra_branches() -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_modal_tokens_are_environment_secrets_marked_secret(renderings, stack) -> None:
-    secrets = {s.inputs["secretName"]: s for s in renderings[stack].of_type(ENV_SECRET)}
+    secrets = {
+        s.inputs["secretName"]: s
+        for s in renderings[stack].of_type(ENV_SECRET)
+        if s.inputs["environment"] == stack
+    }
     assert set(secrets) == {"MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"}
     for name, key in (
         ("MODAL_TOKEN_ID", "rentagpu:modalTokenId"),
@@ -83,6 +88,40 @@ def test_modal_tokens_are_environment_secrets_marked_secret(renderings, stack) -
         assert secret.raw_inputs["value"] == PLANTED[key]
         # deprecated fields that bypass the secret handling are not used
         assert "plaintextValue" not in secret.inputs and "encryptedValue" not in secret.inputs
+
+
+def test_prod_read_credentials_live_in_a_main_only_environment(renderings) -> None:
+    """They can decrypt prod's config, which holds prod's Modal deploy token: no branch, and so no
+    pull request, may read them."""
+    prod = renderings["prod"]
+    env = prod.one(ENVIRONMENT, "prod-readonly-environment")
+    assert env.inputs["environment"] == "prod-readonly"
+    assert env.inputs["canAdminsBypass"] is False
+    assert env.inputs["deploymentBranchPolicy"] == {
+        "protectedBranches": False,
+        "customBranchPolicies": True,
+    }
+    assert env.inputs.get("reviewers") in (None, [])  # the daily drift check must run unattended
+    policies = [
+        p.inputs["branchPattern"]
+        for p in prod.of_type(BRANCH_POLICY)
+        if p.inputs["environment"] == "prod-readonly"
+    ]
+    assert policies == ["main"]
+    secrets = {
+        s.inputs["secretName"]: s
+        for s in prod.of_type(ENV_SECRET)
+        if s.inputs["environment"] == "prod-readonly"
+    }
+    assert set(secrets) == {"MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET"}
+    assert (
+        secrets["MODAL_READ_TOKEN_ID"].raw_inputs["value"] == PLANTED["rentagpu:modalReadTokenId"]
+    )
+    assert all(s.secret_paths == ("value",) for s in secrets.values())
+    # nothing of prod's is readable at repository level
+    assert prod.of_type(REPO_SECRET) == []
+    assert [v.inputs["variableName"] for v in prod.of_type(REPO_VARIABLE)] == ["MODAL_APP_NAME"]
+    assert not [r for r in renderings["dev"].resources if "readonly" in r.name]
 
 
 def test_read_only_tokens_are_per_stack_repository_secrets(renderings) -> None:
@@ -149,17 +188,53 @@ def test_exactly_one_committed_stack_owns_repository_settings() -> None:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_ci_role_arns_are_published_where_the_workflows_read_them(renderings, stack) -> None:
     rendering = renderings[stack]
-    env_vars = {v.inputs["variableName"]: v.inputs for v in rendering.of_type(ENV_VARIABLE)}
-    assert env_vars["AWS_DEPLOY_ROLE_ARN"]["value"] == rendering.outputs["deploy_role_arn"]
-    assert env_vars["AWS_DEPLOY_ROLE_ARN"]["environment"] == stack
-    assert env_vars["AWS_REGION"]["value"] == "eu-west-1"
+    env_vars = {
+        (v.inputs["environment"], v.inputs["variableName"]): v.inputs["value"]
+        for v in rendering.of_type(ENV_VARIABLE)
+    }
     repo_vars = {
         v.inputs["variableName"]: v.inputs["value"] for v in rendering.of_type(REPO_VARIABLE)
     }
+    assert env_vars[(stack, "AWS_DEPLOY_ROLE_ARN")] == rendering.outputs["deploy_role_arn"]
+    assert env_vars[(stack, "AWS_REGION")] == "eu-west-1"
     upper = stack.upper()
-    assert repo_vars[f"RENTAGPU_{upper}_PREVIEW_ROLE_ARN"] == rendering.outputs["preview_role_arn"]
-    assert repo_vars[f"RENTAGPU_{upper}_DRIFT_ROLE_ARN"] == rendering.outputs["drift_role_arn"]
-    assert repo_vars[f"RENTAGPU_{upper}_AWS_REGION"] == "eu-west-1"
+    if stack == "prod":
+        assert (
+            env_vars[("prod-readonly", "AWS_DRIFT_ROLE_ARN")] == rendering.outputs["drift_role_arn"]
+        )
+        assert env_vars[("prod-readonly", "AWS_REGION")] == "eu-west-1"
+        assert not [name for name in repo_vars if name.startswith("RENTAGPU_PROD_")]
+        assert "preview_role_arn" not in rendering.outputs
+    else:
+        assert (
+            repo_vars[f"RENTAGPU_{upper}_PREVIEW_ROLE_ARN"] == rendering.outputs["preview_role_arn"]
+        )
+        assert repo_vars[f"RENTAGPU_{upper}_DRIFT_ROLE_ARN"] == rendering.outputs["drift_role_arn"]
+        assert repo_vars[f"RENTAGPU_{upper}_AWS_REGION"] == "eu-west-1"
+
+
+def test_main_requires_every_ci_check_and_they_exist_in_ci_yml(renderings) -> None:
+    """What merges to main deploys dev at once, so CI must have passed; a required check whose
+    name matches no job would block every merge, so the names are checked against ci.yml."""
+    import yaml
+
+    from infra.plan import PROJECT_DIR
+
+    rules = renderings["prod"].one(RULESET).inputs["rules"]
+    required = [c["context"] for c in rules["requiredStatusChecks"]["requiredChecks"]]
+    assert required == list(github_stage.REQUIRED_CHECKS)
+    assert rules["requiredStatusChecks"]["strictRequiredStatusChecksPolicy"] is True
+
+    workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/ci.yml").read_text())
+    job_names = set()
+    for job in workflow["jobs"].values():
+        name = job.get("name", "")
+        matrix = job.get("strategy", {}).get("matrix", {})
+        if "${{ matrix.stack }}" in name:
+            job_names |= {name.replace("${{ matrix.stack }}", stack) for stack in matrix["stack"]}
+        else:
+            job_names.add(name)
+    assert set(required) <= job_names, set(required) - job_names
 
 
 def test_reviewer_lookups_go_through_the_provider() -> None:
