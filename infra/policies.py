@@ -322,18 +322,26 @@ def _applies_secret_inputs(resource: Resource) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 PROD = "prod"
+# prod's read-only CI credentials (drift check, preview after merge) live in this environment: no
+# reviewers, but, like prod, usable from main only. Prod's drift role trusts it.
+PROD_READONLY = names.readonly_environment(PROD)
 
 
-def _is_prod_github_environment(resource: Resource) -> bool:
-    return resource.type == GITHUB_ENVIRONMENT and resource.props.get("environment") == PROD
+def _is_prod_github_environment(resource: Resource, name: str = PROD) -> bool:
+    return resource.type == GITHUB_ENVIRONMENT and resource.props.get("environment") == name
 
 
 def check_prod_environment(resource: Resource, ctx: PolicyContext) -> Iterator[str]:
     """The prod environment needs reviewers, no self-review, no admin bypass, custom branches.
 
     The deploy role trusts any job that names this environment, so the environment's protection
-    rules are the only thing between a branch push and production credentials.
+    rules are the only thing between a branch push and production credentials. `prod-readonly`
+    has no reviewers by design, but its credentials can decrypt prod's config, so it gets the
+    same branch restriction and no admin bypass.
     """
+    if _is_prod_github_environment(resource, PROD_READONLY):
+        yield from _branch_protection_gaps(resource, PROD_READONLY)
+        return
     if not _is_prod_github_environment(resource):
         return
     props = resource.props
@@ -357,6 +365,13 @@ def check_prod_environment(resource: Resource, ctx: PolicyContext) -> Iterator[s
     if _known(prevent) and prevent is not True:
         yield f"{where} lets a reviewer approve their own deploy: set prevent_self_review=True"
 
+    yield from _branch_protection_gaps(resource, PROD)
+
+
+def _branch_protection_gaps(resource: Resource, name: str) -> Iterator[str]:
+    """No admin bypass, and custom deployment branch policies (which the stack check pins)."""
+    props = resource.props
+    where = f"GitHub environment '{name}' ({_display(resource)})"
     bypass = props.get("canAdminsBypass")
     if _known(bypass) and bypass is not False:
         yield (
@@ -381,13 +396,31 @@ def check_prod_environment(resource: Resource, ctx: PolicyContext) -> Iterator[s
 def check_prod_deploys_from_main_only(
     resources: Sequence[Resource], ctx: PolicyContext
 ) -> Iterator[tuple[Resource | None, str]]:
-    """Stack level: the prod environment has exactly one deployment policy, and it is `main`."""
-    environments = [r for r in resources if _is_prod_github_environment(r)]
+    """Stack level: `prod` and `prod-readonly` each have exactly one deployment policy: `main`."""
+    yield from _main_only(
+        resources,
+        ctx,
+        PROD,
+        "deploys would run without required reviewers; declare it (infra/github.py) before the "
+        "deploy role",
+    )
+    yield from _main_only(
+        resources,
+        ctx,
+        PROD_READONLY,
+        "prod's drift role trusts it, and GitHub creates an environment a job names but nobody "
+        "declared, unprotected; declare it (infra/github.py) before the drift role",
+    )
+
+
+def _main_only(
+    resources: Sequence[Resource], ctx: PolicyContext, name: str, if_missing: str
+) -> Iterator[tuple[Resource | None, str]]:
+    environments = [r for r in resources if _is_prod_github_environment(r, name)]
     if not environments and ctx.environment == PROD:
         yield (
             None,
-            f"the {PROD} stack declares no GitHub environment '{PROD}': deploys would run "
-            "without required reviewers; declare it (infra/github.py) before the deploy role",
+            f"the {PROD} stack declares no GitHub environment '{name}': {if_missing}",
         )
     for environment in environments:
         repository = environment.props.get("repository")
@@ -396,7 +429,7 @@ def check_prod_deploys_from_main_only(
             if policy.type != GITHUB_DEPLOYMENT_POLICY:
                 continue
             props = policy.props
-            if props.get("environment") != PROD:
+            if props.get("environment") != name:
                 continue
             if _known(repository) and props.get("repository") not in (repository, UNKNOWN):
                 continue
@@ -413,7 +446,7 @@ def check_prod_deploys_from_main_only(
             found = "deployment policies for " + ", ".join(repr(p) for p in sorted(patterns))
         yield (
             environment,
-            f"GitHub environment '{PROD}' must deploy from main only, but it has {found}: "
+            f"GitHub environment '{name}' must deploy from main only, but it has {found}: "
             "declare exactly one RepositoryEnvironmentDeploymentPolicy with branch_pattern='main'",
         )
 
@@ -456,7 +489,14 @@ def _condition_entries(condition: Any, key: str) -> list[tuple[str, list[Any]]]:
     return entries
 
 
-def _check_subject(host: str, operator: str, subject: Any, ctx: PolicyContext) -> Iterator[str]:
+def _trusted_environments(environment: str) -> tuple[str, str]:
+    """The GitHub environments a stack's roles may trust: its own, and its read-only one."""
+    return environment, names.readonly_environment(environment)
+
+
+def _check_subject(
+    host: str, operator: str, subject: Any, ctx: PolicyContext, role: Any = None
+) -> Iterator[str]:
     if not isinstance(subject, str):
         yield f"`{host}:sub` has a value that is not a string"
         return
@@ -469,8 +509,8 @@ def _check_subject(host: str, operator: str, subject: Any, ctx: PolicyContext) -
         if not match:
             yield (
                 f"GitHub subject {subject!r} is not one this project allows: use exactly "
-                "repo:OWNER/REPO:environment:ENV, repo:OWNER/REPO:pull_request or "
-                "repo:OWNER/REPO:ref:refs/heads/main, never a wildcard such as repo:OWNER/*"
+                "repo:OWNER/REPO:environment:ENV (or ENV-readonly), repo:OWNER/REPO:pull_request "
+                "or repo:OWNER/REPO:ref:refs/heads/main, never a wildcard such as repo:OWNER/*"
             )
             return
         repository = match.group("repository")
@@ -480,10 +520,19 @@ def _check_subject(host: str, operator: str, subject: Any, ctx: PolicyContext) -
                 f"belongs to {ctx.github_repository!r}"
             )
         environment = match.group("environment")
-        if environment and ctx.environment and environment != ctx.environment:
+        if not environment or not ctx.environment:
+            return
+        own, readonly = _trusted_environments(ctx.environment)
+        if environment not in (own, readonly):
             yield (
                 f"GitHub subject {subject!r} trusts environment {environment!r} from the "
-                f"{ctx.environment} stack: each stack's roles trust only its own environment"
+                f"{ctx.environment} stack: each stack's roles trust only its own environment "
+                f"({own!r}, or {readonly!r} for read-only roles)"
+            )
+        elif environment == readonly and role == names.deploy_role_name(ctx.environment):
+            yield (
+                f"GitHub subject {subject!r} lets jobs in {readonly!r}, which has no required "
+                f"reviewers, assume the deploy role: it trusts only environment {own!r}"
             )
         return
     if host == names.MODAL_OIDC_HOST:
@@ -577,7 +626,7 @@ def check_oidc_trust(resource: Resource, ctx: PolicyContext) -> Iterator[str]:
                     )
                     continue
                 for value in values:
-                    for message in _check_subject(host, operator, value, ctx):
+                    for message in _check_subject(host, operator, value, ctx, role):
                         yield f"{label}: {message}"
 
 
@@ -882,14 +931,15 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
     ResourcePolicy(
         "prod-environment-protected",
         "The prod GitHub environment has required reviewers, prevent_self_review, no admin "
-        "bypass and custom deployment branch policies.",
+        "bypass and custom deployment branch policies; prod-readonly has the last two.",
         "mandatory",
         check_prod_environment,
     ),
     ResourcePolicy(
         "oidc-trust-pinned",
         "Every web-identity trust pins aud (StringEquals) and sub; the only wildcard is Modal's "
-        "container id.",
+        "container id; GitHub environments are the stack's own or its -readonly one (never for "
+        "the deploy role).",
         "mandatory",
         check_oidc_trust,
     ),
@@ -925,7 +975,8 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
 STACK_POLICIES: tuple[StackPolicy, ...] = (
     StackPolicy(
         "prod-deploys-from-main-only",
-        "The prod GitHub environment exists and admits exactly one deployment branch: main.",
+        "The prod and prod-readonly GitHub environments exist and each admits exactly one "
+        "deployment branch: main.",
         "mandatory",
         check_prod_deploys_from_main_only,
     ),

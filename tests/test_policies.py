@@ -165,6 +165,11 @@ def environment(name: str = "prod", **overrides: object) -> dict:
     return {k: v for k, v in props.items() if v is not None}
 
 
+def readonly_environment(**overrides: object) -> dict:
+    """prod-readonly as the program declares it: main only, no admin bypass, no reviewers."""
+    return environment("prod-readonly", reviewers=None, preventSelfReview=False, **overrides)
+
+
 class TestProdEnvironmentProtected:
     policy = "prod-environment-protected"
 
@@ -206,52 +211,110 @@ class TestProdEnvironmentProtected:
         props = environment(reviewers=[], preventSelfReview=False, canAdminsBypass=True)
         assert len(check(self.policy, T.GITHUB_ENVIRONMENT, props)) == 3
 
+    def test_prod_readonly_needs_no_reviewers(self) -> None:
+        assert check(self.policy, T.GITHUB_ENVIRONMENT, readonly_environment()) == []
+
+    @pytest.mark.parametrize("bypass", [True, None])
+    def test_prod_readonly_with_admin_bypass_is_refused(self, bypass) -> None:
+        props = readonly_environment(canAdminsBypass=bypass)
+        (message,) = check(self.policy, T.GITHUB_ENVIRONMENT, props)
+        assert "'prod-readonly'" in message and "can_admins_bypass=False" in message
+
+    @pytest.mark.parametrize(
+        "branch_policy",
+        [None, {"customBranchPolicies": False, "protectedBranches": True}],
+    )
+    def test_prod_readonly_open_to_any_branch_is_refused(self, branch_policy) -> None:
+        props = readonly_environment(deploymentBranchPolicy=branch_policy)
+        (message,) = check(self.policy, T.GITHUB_ENVIRONMENT, props)
+        assert "'prod-readonly'" in message and "custom_branch_policies=True" in message
+
 
 # ---------------------------------------------------------------------------------------------
 # prod-deploys-from-main-only (stack)
 # ---------------------------------------------------------------------------------------------
 
 
-def deployment_policy(pattern: str, name: str | None = None, **extra: str) -> tuple:
-    props = {"repository": "rentagpu", "environment": "prod", "branchPattern": pattern, **extra}
-    return (T.GITHUB_DEPLOYMENT_POLICY, name or f"prod-deploy-from-{pattern}", props)
+def deployment_policy(
+    pattern: str, name: str | None = None, environment_name: str = "prod", **extra: str
+) -> tuple:
+    props = {
+        "repository": "rentagpu",
+        "environment": environment_name,
+        "branchPattern": pattern,
+        **extra,
+    }
+    return (T.GITHUB_DEPLOYMENT_POLICY, name or f"{environment_name}-from-{pattern}", props)
 
 
 PROD_ENVIRONMENT = (T.GITHUB_ENVIRONMENT, "prod-environment", environment())
+READONLY_ENVIRONMENT = (T.GITHUB_ENVIRONMENT, "prod-readonly-environment", readonly_environment())
+# prod-readonly, main only: what every prod stack also declares.
+READONLY = [READONLY_ENVIRONMENT, deployment_policy("main", environment_name="prod-readonly")]
 
 
 class TestProdDeploysFromMainOnly:
     policy = "prod-deploys-from-main-only"
 
     def test_main_only_passes(self) -> None:
-        assert check_stack(self.policy, [PROD_ENVIRONMENT, deployment_policy("main")]) == []
+        resources = [PROD_ENVIRONMENT, deployment_policy("main"), *READONLY]
+        assert check_stack(self.policy, resources) == []
 
     def test_a_dev_stack_needs_no_prod_environment(self) -> None:
         dev_env = (T.GITHUB_ENVIRONMENT, "dev-environment", environment("dev"))
         assert check_stack(self.policy, [dev_env], context("dev")) == []
 
     def test_no_deployment_policy_is_refused_at_the_environment(self) -> None:
-        ((at, message),) = check_stack(self.policy, [PROD_ENVIRONMENT])
+        ((at, message),) = check_stack(self.policy, [PROD_ENVIRONMENT, *READONLY])
         assert at.endswith("::prod-environment")
         assert "no deployment policy" in message and "branch_pattern='main'" in message
 
     def test_a_second_branch_is_refused(self) -> None:
-        resources = [PROD_ENVIRONMENT, deployment_policy("main"), deployment_policy("release/*")]
+        resources = [
+            PROD_ENVIRONMENT,
+            deployment_policy("main"),
+            deployment_policy("release/*"),
+            *READONLY,
+        ]
         ((_, message),) = check_stack(self.policy, resources)
         assert "'main', 'release/*'" in message
 
     def test_another_single_branch_or_a_tag_is_refused(self) -> None:
-        assert check_stack(self.policy, [PROD_ENVIRONMENT, deployment_policy("develop")])
+        assert check_stack(self.policy, [PROD_ENVIRONMENT, deployment_policy("develop"), *READONLY])
         tag = (
             T.GITHUB_DEPLOYMENT_POLICY,
             "tag",
             {"repository": "rentagpu", "environment": "prod", "tagPattern": "v*"},
         )
-        assert check_stack(self.policy, [PROD_ENVIRONMENT, deployment_policy("main"), tag])
+        resources = [PROD_ENVIRONMENT, deployment_policy("main"), tag, *READONLY]
+        assert check_stack(self.policy, resources)
 
     def test_a_prod_stack_without_the_environment_is_refused(self) -> None:
-        ((at, message),) = check_stack(self.policy, [deployment_policy("main")])
+        ((at, message),) = check_stack(self.policy, [deployment_policy("main"), *READONLY])
         assert at is None and "declares no GitHub environment 'prod'" in message
+
+    def test_a_prod_stack_without_prod_readonly_is_refused(self) -> None:
+        # prod's drift role trusts environment:prod-readonly; undeclared, any branch could make it.
+        resources = [PROD_ENVIRONMENT, deployment_policy("main")]
+        ((at, message),) = check_stack(self.policy, resources)
+        assert at is None and "declares no GitHub environment 'prod-readonly'" in message
+
+    @pytest.mark.parametrize("extra", [["develop"], ["main", "*"], []])
+    def test_prod_readonly_open_to_another_branch_is_refused(self, extra) -> None:
+        resources = [
+            PROD_ENVIRONMENT,
+            deployment_policy("main"),
+            READONLY_ENVIRONMENT,
+            *(deployment_policy(p, environment_name="prod-readonly") for p in extra),
+        ]
+        ((at, message),) = check_stack(self.policy, resources)
+        assert at.endswith("::prod-readonly-environment")
+        assert "GitHub environment 'prod-readonly' must deploy from main only" in message
+
+    def test_a_dev_stack_needs_no_prod_readonly(self) -> None:
+        dev = (T.GITHUB_ENVIRONMENT, "dev-environment", environment("dev"))
+        dev_main = deployment_policy("main", environment_name="dev")
+        assert check_stack(self.policy, [dev, dev_main], context("dev")) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,17 +353,30 @@ class TestOidcTrustPinned:
     policy = "oidc-trust-pinned"
 
     @pytest.mark.parametrize(
-        "trust",
+        ("trust", "name"),
         [
-            iam.github_deploy_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", "prod"),
-            iam.github_preview_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu"),
-            iam.github_drift_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu"),
-            MODAL_TRUST,
+            (
+                iam.github_deploy_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", "prod"),
+                names.deploy_role_name("prod"),
+            ),
+            (
+                iam.github_preview_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu"),
+                names.preview_role_name("prod"),
+            ),
+            (
+                iam.github_drift_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", "prod-readonly"),
+                names.drift_role_name("prod"),
+            ),
+            (
+                iam.github_drift_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", None),
+                names.drift_role_name("prod"),
+            ),
+            (MODAL_TRUST, names.runtime_role_name("prod")),
         ],
-        ids=["deploy", "preview", "drift", "modal-runtime"],
+        ids=["deploy", "preview", "drift-prod-readonly", "drift-main", "modal-runtime"],
     )
-    def test_the_project_trust_builders_pass(self, trust) -> None:
-        assert check(self.policy, T.AWS_ROLE, role(trust)) == []
+    def test_the_project_trust_builders_pass(self, trust, name) -> None:
+        assert check(self.policy, T.AWS_ROLE, role(trust, name)) == []
 
     def test_a_role_without_federation_is_not_its_business(self) -> None:
         trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}}]}
@@ -323,6 +399,57 @@ class TestOidcTrustPinned:
     ) -> None:
         messages = check(self.policy, T.AWS_ROLE, role(github_trust_with(operator, subject)))
         assert any("never a wildcard such as repo:OWNER/*" in m for m in messages), messages
+
+    def test_the_prod_drift_role_may_trust_prod_readonly(self) -> None:
+        trust = github_trust_with("StringEquals", "repo:acme-ml/rentagpu:environment:prod-readonly")
+        assert check(self.policy, T.AWS_ROLE, role(trust, "rentagpu-prod-drift")) == []
+
+    @pytest.mark.parametrize(
+        ("operator", "subject"),
+        [
+            ("StringEquals", "repo:acme-ml/rentagpu:environment:prod-readonly*"),
+            ("StringLike", "repo:acme-ml/rentagpu:environment:prod-readonly*"),
+            ("StringLike", "repo:acme-ml/rentagpu:environment:prod-*"),
+            ("StringEquals", "repo:acme-ml/rentagpu:environment:prod-readonly?"),
+        ],
+    )
+    def test_a_wildcard_readonly_environment_is_refused(self, operator, subject) -> None:
+        trust = github_trust_with(operator, subject)
+        messages = check(self.policy, T.AWS_ROLE, role(trust, "rentagpu-prod-drift"))
+        assert any("never a wildcard such as repo:OWNER/*" in m for m in messages), messages
+
+    @pytest.mark.parametrize(
+        ("environment", "stack"),
+        [
+            ("dev-readonly", "prod"),
+            ("prod-readonly", "dev"),
+            ("prod-readonly2", "prod"),
+            ("prod-staging", "prod"),
+            ("readonly", "prod"),
+            ("prod-readonly-readonly", "prod"),
+        ],
+    )
+    def test_another_stack_s_or_another_suffix_s_environment_is_refused(
+        self, environment, stack
+    ) -> None:
+        trust = github_trust_with(
+            "StringEquals", f"repo:acme-ml/rentagpu:environment:{environment}"
+        )
+        props = role(trust, f"rentagpu-{stack}-drift")
+        (message,) = check(self.policy, T.AWS_ROLE, props, context(stack))
+        assert f"trusts environment '{environment}' from the {stack} stack" in message
+        assert f"'{stack}-readonly'" in message
+
+    def test_dev_may_trust_its_own_readonly_environment(self) -> None:
+        trust = github_trust_with("StringEquals", "repo:acme-ml/rentagpu:environment:dev-readonly")
+        props = role(trust, "rentagpu-dev-drift")
+        assert check(self.policy, T.AWS_ROLE, props, context("dev")) == []
+
+    def test_the_deploy_role_never_trusts_the_readonly_environment(self) -> None:
+        # prod-readonly has no required reviewers: a deploy role trusting it skips them.
+        trust = github_trust_with("StringEquals", "repo:acme-ml/rentagpu:environment:prod-readonly")
+        (message,) = check(self.policy, T.AWS_ROLE, role(trust, names.deploy_role_name("prod")))
+        assert "assume the deploy role" in message and "'prod'" in message
 
     def test_a_trust_without_sub_is_refused(self) -> None:
         trust = iam.github_deploy_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", "prod")
@@ -523,6 +650,16 @@ class TestEnvironmentIsolation:
             (T.AWS_ROLE, {"name": "rentagpu-prod-deploy", "path": "/rentagpu/prod/"}),
             (T.AWS_POLICY, {"name": "rentagpu-prod-runtime-boundary", "path": "/rentagpu/prod/"}),
             (T.GITHUB_ENVIRONMENT_SECRET, {"environment": "prod", "secretName": "X"}),
+            (T.GITHUB_ENVIRONMENT, {"environment": "prod-readonly"}),
+            (
+                T.GITHUB_ENVIRONMENT_SECRET,
+                {"environment": "prod-readonly", "secretName": "MODAL_READ_TOKEN_ID"},
+            ),
+            (
+                T.GITHUB_ENVIRONMENT_VARIABLE,
+                {"environment": "prod-readonly", "variableName": "AWS_DRIFT_ROLE_ARN"},
+            ),
+            (T.GITHUB_DEPLOYMENT_POLICY, {"environment": "prod-readonly", "branchPattern": "main"}),
             (MODAL_ENVIRONMENT_TYPE, {"environment_name": "prod", "restricted": True}),
             (MODAL_SECRET_TYPE, {"environment_name": "prod", "secret_name": "s", "values": {}}),
         ],
@@ -550,6 +687,11 @@ class TestEnvironmentIsolation:
                 "production",
             ),
             (T.GITHUB_ENVIRONMENT, {"environment": "dev"}, "GitHub environment 'dev'"),
+            (
+                T.GITHUB_ENVIRONMENT,
+                {"environment": "dev-readonly"},
+                "GitHub environment 'dev-readonly'",
+            ),
             (MODAL_ENVIRONMENT_TYPE, {"environment_name": "main", "restricted": True}, "'main'"),
             (
                 GENERIC_DYNAMIC,
@@ -565,6 +707,13 @@ class TestEnvironmentIsolation:
     def test_a_role_without_an_explicit_name_is_refused(self) -> None:
         (message,) = check(self.policy, T.AWS_ROLE, {"path": "/rentagpu/prod/"})
         assert "no explicit IAM role name" in message
+
+    @pytest.mark.parametrize(
+        "typ", [T.GITHUB_ENVIRONMENT, T.GITHUB_ENVIRONMENT_SECRET, T.GITHUB_DEPLOYMENT_POLICY]
+    )
+    def test_prod_readonly_in_the_dev_stack_is_refused(self, typ) -> None:
+        (message,) = check(self.policy, typ, {"environment": "prod-readonly"}, context("dev"))
+        assert "GitHub environment 'prod-readonly'" in message and "must carry 'dev'" in message
 
 
 # ---------------------------------------------------------------------------------------------

@@ -186,12 +186,31 @@ def test_stack_policies_report_against_the_resource(servicer) -> None:
         "deploymentBranchPolicy": {"customBranchPolicies": True, "protectedBranches": False},
     }
     typ = "github:index/repositoryEnvironment:RepositoryEnvironment"
-    struct = struct_pb2.Struct()
-    struct.update(environment)
-    resource = proto.AnalyzerResource(
-        urn=urn(typ, "prod-environment"), type=typ, name="prod-environment", properties=struct
+    policy_typ = (
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
     )
-    response = servicer.AnalyzeStack(proto.AnalyzeStackRequest(resources=[resource]), None)
+    # prod-readonly, as every prod stack declares it (main only), so only prod is at fault.
+    readonly = environment | {"environment": "prod-readonly", "preventSelfReview": False}
+    del readonly["reviewers"]
+    readonly_main = {
+        "repository": "rentagpu",
+        "environment": "prod-readonly",
+        "branchPattern": "main",
+    }
+    resources = []
+    for resource_typ, name, props in [
+        (typ, "prod-environment", environment),
+        (typ, "prod-readonly-environment", readonly),
+        (policy_typ, "prod-readonly-run-from-main", readonly_main),
+    ]:
+        struct = struct_pb2.Struct()
+        struct.update(props)
+        resources.append(
+            proto.AnalyzerResource(
+                urn=urn(resource_typ, name), type=resource_typ, name=name, properties=struct
+            )
+        )
+    response = servicer.AnalyzeStack(proto.AnalyzeStackRequest(resources=resources), None)
     ((policy, level, message),) = diagnostics(response)
     assert (policy, level) == ("prod-deploys-from-main-only", proto.MANDATORY)
     assert response.diagnostics[0].urn == urn(typ, "prod-environment")

@@ -116,6 +116,39 @@ def test_prod_with_admin_bypass_and_a_second_branch_is_caught(renderings) -> Non
     }
 
 
+def test_prod_readonly_open_to_a_second_branch_or_admins_is_caught(renderings) -> None:
+    # Its credentials read prod's config; main only is what keeps them from PR branches.
+    weak = weaken(
+        renderings["prod"],
+        "prod-readonly-environment",
+        lambda raw: raw.update(canAdminsBypass=True),
+    )
+    weak = weaken(weak, "prod-readonly-run-from-main", lambda raw: raw.update(branchPattern="*"))
+    assert {(p, r) for p, r, _ in verdicts(weak)} == {
+        ("prod-environment-protected", "prod-readonly-environment"),
+        ("prod-deploys-from-main-only", "prod-readonly-environment"),
+    }
+
+
+def test_prod_drift_role_trusting_another_environment_is_caught(renderings) -> None:
+    host = "token.actions.githubusercontent.com"
+
+    def retarget(trust: dict) -> None:
+        condition = trust["Statement"][0]["Condition"]["StringEquals"]
+        condition[f"{host}:sub"] = condition[f"{host}:sub"].replace(
+            ":environment:prod-readonly", ":environment:dev-readonly"
+        )
+
+    weak = weaken(
+        renderings["prod"],
+        "prod-drift-role",
+        lambda raw: raw.update(assumeRolePolicy=edit_json(raw["assumeRolePolicy"], retarget)),
+    )
+    found = verdicts(weak)
+    assert {(p, r) for p, r, _ in found} == {("oidc-trust-pinned", "prod-drift-role")}
+    assert any("trusts environment 'dev-readonly'" in message for _, _, message in found)
+
+
 def test_a_wildcard_github_subject_is_caught(renderings) -> None:
     host = "token.actions.githubusercontent.com"
 
