@@ -19,16 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from infra.errors import ConfigError
+from modal_app import options
 
 PROJECT = "rentagpu"
 ENVIRONMENTS = ("dev", "prod")
 FUNCTION_NAME = "run_gpu_job"
-DEFAULT_APP_NAME = "rentagpu-executor"
+DEFAULT_APP_NAME = options.DEFAULT_APP_NAME
 MODAL_ROLES = ("contributor", "viewer", "no-access")
 AUTH_MODES = ("oidc", "access-key")
 MAX_REVIEWERS = 6  # GitHub's limit for users + teams on one environment
-DEFAULT_GPUS = ("H100", "A100-80GB")
-GPU_TYPES = ("T4", "L4", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "H100", "H200", "B200")
+# The app's own rules (modal_app/options.py): a GPU list the config accepts is one it deploys with.
+DEFAULT_GPUS = options.DEFAULT_GPUS
+GPU_TYPES = options.GPU_TYPES
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class _Reader:
     def __init__(self, raw: Mapping[str, RawValue]) -> None:
         self.raw = raw
         self.problems: list[str] = []
+        self.refused: set[str] = set()  # keys already reported; no second message for them
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{key}: {message}")
@@ -270,8 +273,19 @@ class _Reader:
         return key if ":" in key else f"{PROJECT}:{key}"
 
     def plain(self, key: str) -> RawValue | None:
-        # A secret where plain text would do leaks nothing, so it is read like any other value.
-        return self._get(key)
+        raw = self._get(key)
+        if raw is not None and raw.secret and key not in SECRET_KEYS:
+            # The program copies these values into resource inputs and plain state, and errors
+            # quote them: a value someone chose to encrypt must not end up there. Never echoed.
+            self.problem(
+                self._name(key),
+                "is stored as a secret, but this key is not one and its value would be copied "
+                f"into plain resource inputs; set it with `pulumi config set {key} VALUE` "
+                "(without --secret)",
+            )
+            self.refused.add(key)
+            return None
+        return raw
 
     def string(
         self,
@@ -284,7 +298,7 @@ class _Reader:
         if raw is None or raw.value == "":
             if default is not None:
                 return default
-            if required:
+            if required and key not in self.refused:
                 self.problem(self._name(key), f"is required: {_KEYS.get(key, KNOWN_KEYS.get(key))}")
             return ""
         allowed = check(raw.value)
@@ -482,20 +496,19 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
     allow_deletion = r.boolean("allowModalEnvironmentDeletion", default=False)
     gpus = r.string_list(
         "gpus",
-        lambda g: (
-            None
-            if g.split(":")[0].upper() in GPU_TYPES
-            else f"a Modal GPU type, one of: {', '.join(GPU_TYPES)} (optionally ':N')"
-        ),
+        lambda g: None if options.normalise_gpu(g) else f"a Modal GPU type: {options.GPU_EXPECTED}",
         default=DEFAULT_GPUS,
     )
+    gpus = tuple(options.normalise_gpu(g) or g for g in gpus)
     if not gpus:
         r.problem(f"{PROJECT}:gpus", "is empty; list at least one GPU type")
+    elif len(set(gpus)) != len(gpus):
+        r.problem(f"{PROJECT}:gpus", "lists the same GPU twice (GPU names are not case-sensitive)")
     token_id = r.secret("modalTokenId")
     token_secret = r.secret("modalTokenSecret")
     read_token_id = r.secret("modalReadTokenId", required=False)
     read_token_secret = r.secret("modalReadTokenSecret", required=False)
-    if (r.plain("modalReadTokenId") is None) != (r.plain("modalReadTokenSecret") is None):
+    if (read_token_id is None) != (read_token_secret is None):
         r.problem(
             f"{PROJECT}:modalReadTokenSecret",
             "modalReadTokenId and modalReadTokenSecret go together: set both or neither",

@@ -59,19 +59,21 @@ def config_from_stack_file(path: Path) -> dict[str, RawValue]:
     return raw
 
 
-def config_from_json(text: str) -> dict[str, RawValue]:
+def config_from_json(text: str, stack: str = "?") -> dict[str, RawValue]:
     """Read `pulumi config --json --show-secrets` output: {key: {value, secret, objectValue?}}."""
     try:
         document = json.loads(text)
     except ValueError as error:
-        raise ConfigError("?", [f"--config-json: not JSON ({error.msg})"]) from None
+        raise ConfigError(stack, [f"--config-json: not JSON ({error.msg})"]) from None
     if not isinstance(document, dict):
-        raise ConfigError("?", ["--config-json: expected the object `pulumi config --json` prints"])
+        raise ConfigError(
+            stack, ["--config-json: expected the object `pulumi config --json` prints"]
+        )
     raw: dict[str, RawValue] = {}
     for key, entry in document.items():
         if not isinstance(entry, dict) or "value" not in entry and "objectValue" not in entry:
             raise ConfigError(
-                "?", [f"--config-json: {key}: expected {{'value': ..., 'secret': ...}}"]
+                stack, [f"--config-json: {key}: expected {{'value': ..., 'secret': ...}}"]
             )
         value = entry.get("objectValue", entry.get("value"))
         raw[key] = RawValue(_as_text(value), secret=bool(entry.get("secret", False)))
@@ -82,7 +84,7 @@ def load_config(
     stack: str, config_json: str | None = None, project_dir: Path = PROJECT_DIR
 ) -> LoadedConfig:
     raw = (
-        config_from_json(config_json)
+        config_from_json(config_json, stack)
         if config_json is not None
         else config_from_stack_file(project_dir / f"Pulumi.{stack}.yaml")
     )
@@ -92,9 +94,20 @@ def load_config(
     return LoadedConfig(raw=raw, unset_secrets=unset)
 
 
+def _whole_numbers(value: Any) -> Any:
+    # Numbers cross Pulumi's wire as floats; a reviewer id shown as 44538168.0 reads as wrong.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
 def _visible_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
     # `__provider` is a dynamic resource's pickled provider: opaque, and not the user's input.
-    return {k: v for k, v in sorted(inputs.items()) if not k.startswith("__")}
+    return {k: _whole_numbers(v) for k, v in sorted(inputs.items()) if not k.startswith("__")}
 
 
 def plan_document(
@@ -167,10 +180,15 @@ def format_text(document: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config_json = None
-    if args.config_json:
-        config_json = (
-            sys.stdin.read() if args.config_json == "-" else Path(args.config_json).read_text()
-        )
+    if args.config_json == "-":
+        config_json = sys.stdin.read()
+    elif args.config_json:
+        try:
+            config_json = Path(args.config_json).read_text()
+        except OSError as error:
+            raise ConfigError(
+                args.stack, [f"--config-json: cannot read {args.config_json}: {error.strerror}"]
+            ) from None
     document = plan_document(args.stack, config_json)
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True))

@@ -20,7 +20,7 @@ AUTH_MODE_VARIABLE = "RENTAGPU_AWS_AUTH"
 
 DEFAULT_APP_NAME = "rentagpu-executor"
 DEFAULT_GPUS = ("H100", "A100-80GB")
-# Modal's GPU type names; kept equal to infra.config.GPU_TYPES by a test.
+# Modal's GPU type names (the stack config validates with the same rules, from this module).
 GPU_TYPES = ("T4", "L4", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "H100", "H200", "B200")
 
 # Modal injects no identity token into apps with other names, and OIDC would silently break.
@@ -38,23 +38,33 @@ def app_name(environ: Mapping[str, str]) -> str:
     return name
 
 
+def normalise_gpu(choice: str) -> str | None:
+    """Modal's spelling of one GPU choice ('h100:2' -> 'H100:2'), or None if it is not one."""
+    match = _GPU.fullmatch(choice)
+    known = {t.upper(): t for t in GPU_TYPES}
+    if not match or match["type"].upper() not in known:
+        return None
+    return known[match["type"].upper()] + (f":{match['count']}" if match["count"] else "")
+
+
+GPU_EXPECTED = f"one of {', '.join(GPU_TYPES)}, optionally ':N' (1-8)"
+
+
 def gpu_choices(environ: Mapping[str, str]) -> tuple[str, ...]:
     """GPU types in order of preference; Modal takes the first one it has capacity for."""
     raw = environ.get(GPUS_VARIABLE, "").strip()
     if not raw:
         return DEFAULT_GPUS
     choices = tuple(part.strip() for part in raw.split(","))
-    known = {t.upper(): t for t in GPU_TYPES}
     normalised: list[str] = []
     for choice in choices:
-        match = _GPU.fullmatch(choice)
-        if not match or match["type"].upper() not in known:
+        gpu = normalise_gpu(choice)
+        if gpu is None:
             raise OptionsError(
-                f"{GPUS_VARIABLE}: {choice!r} is not valid; expected a comma-separated list of "
-                f"{', '.join(GPU_TYPES)}, each optionally ':N' (1-8), first choice first"
+                f"{GPUS_VARIABLE}: {choice!r} is not valid; expected a comma-separated list, "
+                f"each {GPU_EXPECTED}, first choice first"
             )
-        count = f":{match['count']}" if match["count"] else ""
-        normalised.append(known[match["type"].upper()] + count)
+        normalised.append(gpu)
     if len(set(normalised)) != len(normalised):
         raise OptionsError(f"{GPUS_VARIABLE}: {raw!r} lists the same GPU twice")
     return tuple(normalised)

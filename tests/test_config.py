@@ -112,6 +112,15 @@ MISTAKES = [
     ("dev", {"reviewrs": ["alice"]}, "rentagpu:reviewrs", "not a known key"),
     ("dev", {"awsAuth": "password"}, "rentagpu:awsAuth", "oidc, access-key"),
     ("dev", {"gpus": ["Z9000"]}, "rentagpu:gpus[0]", "Modal GPU type"),
+    ("dev", {"gpus": ["H100:0"]}, "rentagpu:gpus[0]", "optionally ':N' (1-8)"),
+    ("dev", {"gpus": ["H100:abc"]}, "rentagpu:gpus[0]", "Modal GPU type"),
+    ("dev", {"gpus": ["h100", "H100"]}, "rentagpu:gpus", "same GPU twice"),
+    (
+        "dev",
+        {"githubOwner": RawValue("acme-ml", secret=True)},
+        "rentagpu:githubOwner",
+        "without --secret",
+    ),
     ("dev", {"ownsAccountSingletons": "yes"}, "rentagpu:ownsAccountSingletons", "true or false"),
     ("dev", {"modalReadTokenSecret": None}, "rentagpu:modalReadTokenSecret", "set both or neither"),
 ]
@@ -128,6 +137,17 @@ def test_each_mistake_is_one_clear_message_naming_the_key(stack, overrides, key,
     assert problems[0].startswith(f"{key}:"), problems[0]
     assert words in problems[0]
     assert f"stack '{stack}'" in str(caught.value) and "nothing was changed" in str(caught.value)
+
+
+def test_a_value_stored_as_a_secret_is_never_echoed_even_when_wrong() -> None:
+    leaked = PLANTED["rentagpu:modalTokenSecret"]
+    with pytest.raises(ConfigError) as caught:
+        parse_config("dev", raw_config("dev", githubOwner=RawValue(leaked, secret=True)))
+    assert leaked not in str(caught.value)
+
+
+def test_gpu_names_are_normalised_the_way_the_app_deploys_them() -> None:
+    assert stack_config("dev", gpus=["h100:2", "a100-80gb"]).modal.gpus == ("H100:2", "A100-80GB")
 
 
 def test_the_mistake_table_covers_at_least_twelve_distinct_keys() -> None:

@@ -160,3 +160,18 @@ def test_the_plan_checks_oidc_subjects_against_the_configured_repository(monkeyp
     document = plan_document("dev", config_json=pulumi_config_json("dev"))
     policies = {v["policy"] for v in document["violations"]}
     assert "oidc-trust-pinned" in policies
+
+
+def test_an_unreadable_config_json_file_is_a_clear_error(tmp_path) -> None:
+    result = run_plan("--stack", "dev", "--config-json", str(tmp_path / "missing.json"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "stack 'dev' config has 1 problem" in result.stderr
+    assert "--config-json: cannot read" in result.stderr
+
+
+def test_numbers_show_as_the_whole_numbers_they_are() -> None:
+    document = plan_document("prod", config_json=pulumi_config_json("prod"))
+    env = next(r for r in document["resources"] if r["name"] == "prod-environment")
+    assert all(isinstance(i, int) for i in env["inputs"]["reviewers"][0]["users"])
+    assert ".0," not in json.dumps(document) and ".0]" not in json.dumps(document)

@@ -103,10 +103,33 @@ _REDEPLOY_KEYS = (
     "secret_fingerprint",
     "modal_version",
 )
-_WITHHELD_PREFIXES = ("AWS_", "PULUMI_", "ACTIONS_ID_TOKEN_")
-_WITHHELD = frozenset(
-    {"GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN", "MODAL_PROFILE", "MODAL_ENVIRONMENT"}
+# What the `modal deploy` subprocess may inherit: how to run Python and reach the network, and
+# nothing else. An allow-list, because the deploy runs the app module's code and the caller's
+# environment may hold any credential (CI tokens, a rotation's new or old secret, cloud keys).
+_INHERITED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "SYSTEMROOT",
+        "VIRTUAL_ENV",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "MODAL_CONFIG_PATH",
+    }
 )
+_INHERITED_PREFIXES = ("LC_", "PYTHON")
 _OUTPUT_TAIL_LINES = 12
 _SAID_LIMIT = 1500
 
@@ -143,10 +166,10 @@ def secret_fingerprint(values: Mapping[str, str]) -> str:
 def resolve_revision(root: Path, environ: Mapping[str, str], fallback_hash: str) -> str:
     """The deployment tag: `GITHUB_SHA`, else the checkout's HEAD (+`-dirty`), else the hash."""
     sha = environ.get(REVISION_VARIABLE, "").strip().lower()
-    if _SHA.match(sha):
+    if _SHA.fullmatch(sha):
         return sha
     head = _git(root, "rev-parse", "HEAD")
-    if head is not None and _SHA.match(head):
+    if head is not None and _SHA.fullmatch(head):
         changes = _git(root, "status", "--porcelain", "--untracked-files=all", "--", SOURCE_PACKAGE)
         return head + ("-dirty" if changes else "")
     return "src-" + fallback_hash[:12]
@@ -159,16 +182,13 @@ def deploy_environment(
     gpus: Sequence[str],
     auth_mode: str,
 ) -> dict[str, str]:
-    """The environment of the `modal deploy` subprocess.
-
-    The caller's, minus credentials the deploy has no use for (the CI job's AWS role, Pulumi's
-    passphrase, GitHub tokens: `modal deploy` runs the app module's code) and minus Modal profile
-    choices; plus the Modal token and server, and the settings `modal_app/app.py` reads.
-    """
+    """The environment of the `modal deploy` subprocess: the caller's locale, paths and proxies
+    (`_INHERITED`), the Modal token and server, and the settings `modal_app/app.py` reads. No other
+    variable passes, so no credential the deploy has no use for can reach the app's code."""
     kept = {
         key: value
         for key, value in environ.items()
-        if not key.startswith(_WITHHELD_PREFIXES) and key not in _WITHHELD
+        if key in _INHERITED or key.startswith(_INHERITED_PREFIXES)
     }
     return {
         **kept,
@@ -394,17 +414,29 @@ class ModalAppDeploymentProvider(ResourceProvider):
 
         log.info("deploying %s as tag %s (modal deploy -m %s)", target.where, tag, APP_MODULE)
         self._run_modal_deploy(target, tag, root, before)
-        after = self._live(target.environment, target.app, f"look up {target.where}")
+        rolled_over = False
+        try:
+            after = self._live(target.environment, target.app, f"look up {target.where}")
+            if after is not None and before is not None and after == before:
+                rolled_over = True
+                # Modal skips a deploy in which it sees no change (say, only secret values
+                # changed); a rollover starts fresh containers, which read the secret's values.
+                after = self._rollover(target, after)
+        except ModalCallError as error:
+            # The deploy went through but could not be checked: a version may be live that no
+            # smoke job has run on. Say so, rather than only that a lookup failed.
+            raise DeployError(
+                f"`modal deploy` of {target.where} as tag {tag} finished, but checking what is "
+                f"live failed ({error}). The new version may be live without a smoke test. Run "
+                f"`modal app history {target.cli}` to see what is live, then `pulumi up` again "
+                "(it redeploys and smoke-tests)."
+            ) from None
         if after is None:
             raise DeployError(
                 f"`modal deploy` of {target.where} reported success, but no version of the app "
                 f"is live. Check `modal app history {target.cli}` and run `pulumi up` again."
             )
-        if before is not None and after == before:
-            # Modal skips a deploy in which it sees no change (say, only secret values changed);
-            # a rollover starts fresh containers, which read the secret's current values.
-            after = self._rollover(target, after)
-        elif after.tag != tag:
+        if not rolled_over and after.tag != tag:
             # Someone else's deploy landed meanwhile: smoke-testing (or rolling back) that one
             # would be acting on a version this update never made.
             raise DeployError(
@@ -773,7 +805,7 @@ def _gpu_problems(value: Any) -> validation.Problems:
     bad = [
         g
         for g in value
-        if not validation.is_unknown(g) and not (isinstance(g, str) and _GPU.match(g))
+        if not validation.is_unknown(g) and not (isinstance(g, str) and _GPU.fullmatch(g))
     ]
     if bad:
         return [("gpus", f"{bad!r}: each must be a Modal GPU type such as 'H100' or 'A100-80GB:2'")]
@@ -788,7 +820,7 @@ def _choice(prop: str, value: Any, choices: tuple[str, ...]) -> validation.Probl
 
 def _hash_problems(prop: str, value: Any) -> validation.Problems:
     # The message never quotes the value: secret_fingerprint is derived from secrets.
-    if validation.is_unknown(value) or (isinstance(value, str) and _HASH.match(value)):
+    if validation.is_unknown(value) or (isinstance(value, str) and _HASH.fullmatch(value)):
         return []
     return [(prop, "must be a sha256 hex digest (64 lowercase hex characters)")]
 

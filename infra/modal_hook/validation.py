@@ -33,7 +33,7 @@ def is_unknown(value: Any) -> bool:
 def environment_name(prop: str, value: Any) -> Problems:
     if is_unknown(value):
         return []
-    if not isinstance(value, str) or not _ENVIRONMENT_NAME.match(value):
+    if not isinstance(value, str) or not _ENVIRONMENT_NAME.fullmatch(value):
         return [
             (
                 prop,
@@ -49,7 +49,7 @@ def environment_name(prop: str, value: Any) -> Problems:
 def object_name(prop: str, value: Any, kind: str) -> Problems:
     if is_unknown(value):
         return []
-    if not isinstance(value, str) or not _OBJECT_NAME.match(value) or _APP_ID.match(value):
+    if not isinstance(value, str) or not _OBJECT_NAME.fullmatch(value) or _APP_ID.match(value):
         return [(prop, f"must be a Modal {kind} name: 1-64 letters, digits, '.', '-' or '_'")]
     return []
 
@@ -67,7 +67,7 @@ def service_user_roles(prop: str, value: Any) -> Problems:
         return [(prop, "must map service user names to a role (contributor, viewer, no-access)")]
     problems: Problems = []
     for name, role in value.items():
-        if not isinstance(name, str) or not _SERVICE_USER.match(name):
+        if not isinstance(name, str) or not _SERVICE_USER.fullmatch(name):
             problems.append((f"{prop}.{name}", "is not a Modal service user name"))
         if not is_unknown(role) and role not in ROLES:
             problems.append((f"{prop}.{name}", f"must be one of: {', '.join(ROLES)}"))
@@ -87,7 +87,7 @@ def secret_values(prop: str, value: Any, required_keys: Any) -> Problems:
     if not value:
         problems.append((prop, "is empty; a Modal secret needs at least one key"))
     for key, item in value.items():
-        if not isinstance(key, str) or not _ENV_VAR.match(key):
+        if not isinstance(key, str) or not _ENV_VAR.fullmatch(key):
             problems.append(
                 (
                     prop,
@@ -116,5 +116,5 @@ def required_keys(prop: str, value: Any) -> Problems:
     if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
         return [(prop, "must be a list of key names")]
     return [
-        (prop, f"{k!r} is not an environment variable name") for k in value if not _ENV_VAR.match(k)
+        (prop, f"{k!r} is not an environment variable name") for k in value if not _ENV_VAR.fullmatch(k)
     ]

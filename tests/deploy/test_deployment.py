@@ -198,13 +198,35 @@ def test_the_deploy_subprocess_gets_the_modal_token_and_app_settings_and_no_othe
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "oidc-request",
         "MODAL_PROFILE": "someone-elses",
         "MODAL_TOKEN_ID": "stale",
+        # set while a rotation runs `pulumi up`, or simply present on a workstation
+        "RENTAGPU_NEW_MODAL_TOKEN_SECRET": "new",
+        "RENTAGPU_OLD_CREDENTIAL_SECRET": "old",
+        "SSH_AUTH_SOCK": "/tmp/agent",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/keys.json",
+        "NPM_TOKEN": "npm",
+        "LC_ALL": "C.UTF-8",
     }
     token = ModalCredentials("http://127.0.0.1:1", SecretStr("ak-id"), SecretStr("as-secret"))
 
     environ = deploy_environment(caller, token, APP, ["H100", "A100-80GB"], "oidc")
 
-    assert {k: environ[k] for k in ("PATH", "HTTPS_PROXY", "GITHUB_SHA")} == {
-        k: caller[k] for k in ("PATH", "HTTPS_PROXY", "GITHUB_SHA")
+    # an allow-list: exactly the caller's paths, proxies and locale, plus what the deploy needs
+    assert set(environ) == {
+        "PATH",
+        "HTTPS_PROXY",
+        "LC_ALL",
+        "MODAL_SERVER_URL",
+        "MODAL_TOKEN_ID",
+        "MODAL_TOKEN_SECRET",
+        "MODAL_APP_NAME",
+        "RENTAGPU_GPUS",
+        "RENTAGPU_AWS_AUTH",
+        "NO_COLOR",  # plain CLI output, quoted in error messages
+        "TERM",
+        "COLUMNS",
+    }
+    assert {k: environ[k] for k in ("PATH", "HTTPS_PROXY", "LC_ALL")} == {
+        k: caller[k] for k in ("PATH", "HTTPS_PROXY", "LC_ALL")
     }
     assert environ["MODAL_TOKEN_ID"] == "ak-id" and environ["MODAL_TOKEN_SECRET"] == "as-secret"
     assert environ["MODAL_SERVER_URL"] == "http://127.0.0.1:1"
@@ -214,3 +236,26 @@ def test_the_deploy_subprocess_gets_the_modal_token_and_app_settings_and_no_othe
     withheld = ("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "PULUMI_CONFIG_PASSPHRASE")
     withheld += ("GITHUB_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "MODAL_PROFILE")
     assert not set(withheld) & set(environ)
+
+
+def test_a_deploy_that_cannot_be_checked_afterwards_says_the_new_version_may_be_live_untested(
+    deploy_modal_env, provider, source, monkeypatch
+):
+    from grpclib import Status
+
+    sha = revision()
+    monkeypatch.setenv("GITHUB_SHA", sha)
+    values = runtime_values()
+    secret_id = seed(deploy_modal_env.state, values)
+    # Only the provider reads the history, and only after the deploy: the check fails, not it.
+    deploy_modal_env.inject("AppDeploymentHistory", Status.PERMISSION_DENIED, times=1)
+
+    with pytest.raises(DeployError) as caught:
+        provider.create(checked(provider, deployment(source, secret_id, values)))
+
+    message = str(caught.value)
+    assert f"as tag {sha} finished, but checking what is live failed" in message
+    assert "may be live without a smoke test" in message
+    assert f"modal app history {APP}" in message
+    assert live(deploy_modal_env.state) == (1, sha)  # it is live, exactly as the message warns
+    assert deploy_modal_env.server.runtime.payloads() == []  # and untested
