@@ -130,3 +130,18 @@ def test_switching_auth_mode_leaves_no_key_of_the_old_mode_in_the_secret(modal_e
     engine.up(stack_config("dev", **ROLES))
     values = modal_env.state.snapshot()["secrets"][f"dev/{SECRET}"]
     assert values == expected_secret("dev", AWS_ROLE_ARN=runtime_role("dev"))
+
+
+def test_renaming_the_app_deploys_the_new_one_then_stops_the_old_one(modal_env) -> None:
+    """A rename is a replacement: create the new app first, delete (stop) the old one after."""
+    from tests.fakes.modal_deploy import live_version
+
+    engine = InProcessEngine()
+    engine.up(stack_config("dev", **ROLES))
+    assert live_version(modal_env.state, "dev", "rentagpu-executor") is not None
+
+    result = engine.up(stack_config("dev", modalAppName="rentagpu-executor-2", **ROLES))
+
+    assert result.replaced == ["dev-app-deployment"]
+    assert live_version(modal_env.state, "dev", "rentagpu-executor-2") is not None
+    assert live_version(modal_env.state, "dev", "rentagpu-executor") is None

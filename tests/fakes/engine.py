@@ -69,6 +69,7 @@ class UpResult:
     rendering: Rendering
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
 
@@ -117,7 +118,20 @@ class InProcessEngine:
                 result.created.append(args.name)
             else:
                 diff = provider.diff(old.id, old.outputs, inputs)
-                if diff.changes:
+                if diff.changes and diff.replaces:
+                    # A replacement, as the engine does it: the new resource is created first
+                    # and the old one deleted once the update has succeeded (or first, when the
+                    # provider asks for delete-before-replace).
+                    if diff.delete_before_replace:
+                        provider.delete(old.id, old.outputs)
+                    else:
+                        replaced.append(old)
+                    created = provider.create(inputs)
+                    state[args.name] = Recorded(
+                        args.typ, created.id, inputs, dict(created.outs or {}), blob
+                    )
+                    result.replaced.append(args.name)
+                elif diff.changes:
                     updated = provider.update(old.id, old.outputs, inputs)
                     state[args.name] = Recorded(
                         args.typ, old.id, inputs, dict(updated.outs or {}), blob
@@ -128,7 +142,10 @@ class InProcessEngine:
             record = state[args.name]
             return record.id, {**record.outputs, PROVIDER_KEY: blob}
 
+        replaced: list[Recorded] = []
         result.rendering = render(cfg, RecordingMocks(on_resource=on_resource))
+        for record in replaced:
+            load_provider(record.provider_blob).delete(record.id, record.outputs)
         declared = {r.name for r in result.rendering.resources}
         # Reverse creation order, as the engine deletes dependents first (an IAM user's keys and
         # policies before the user). A record leaves the state only once its delete succeeded.
