@@ -44,7 +44,9 @@ def _executable(path: Path, text: str) -> None:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A runner workspace: the repo's python package and venv, a fake bin dir, a summary file."""
+    # The checkout's packages: infra imports modal_app (the app's own names and settings).
     (tmp_path / "infra").symlink_to(ROOT / "infra")
+    (tmp_path / "modal_app").symlink_to(ROOT / "modal_app")
     # The scripts call .venv/bin/python: point it at the environment running these tests.
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     fake = tmp_path / "fake"
@@ -58,7 +60,7 @@ def run_check(workspace: Path, fixture: str | None, exit_code: int, stack: str =
     fake = workspace / "fake"
     (fake / "stdout.json").write_text((FIXTURES / fixture).read_text() if fixture else "")
     (fake / "exit_code").write_text(str(exit_code))
-    script = step_named(load_workflow("drift")["jobs"]["check"], "pulumi refresh")["run"]
+    script = step_named(load_workflow("drift")["jobs"]["check-prod"], "pulumi refresh")["run"]
     summary = workspace / "summary.md"
     result = run_script(
         script,

@@ -7,6 +7,7 @@ who can trigger what, which job can reach which credential, and what runs in the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -26,7 +27,12 @@ from tests.workflows.support import (
 CHECKOUT = "actions/checkout"
 PULUMI_ACTION = "pulumi/actions"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials"
-PREVIEW_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
+PREVIEW_GUARD = (
+    "github.event_name == 'pull_request' && "
+    "github.event.pull_request.head.repo.full_name == github.repository"
+)
+MAIN_PUSH_GUARD = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+POLICY_PACK = "infra/policy_pack"
 
 # Every job's permissions, exactly. Anything that writes is here on purpose, and nowhere else.
 JOB_PERMISSIONS = {
@@ -40,10 +46,58 @@ JOB_PERMISSIONS = {
         "id-token": "write",
         "pull-requests": "write",
     },
+    ("preview", "preview-prod"): {"contents": "read", "id-token": "write"},
     ("deploy", "guard"): {},
     ("deploy", "deploy"): {"contents": "read", "id-token": "write"},
-    ("drift", "check"): {"contents": "read", "id-token": "write"},
+    ("drift", "check-dev"): {"contents": "read", "id-token": "write"},
+    ("drift", "check-prod"): {"contents": "read", "id-token": "write"},
     ("drift", "issue"): {"issues": "write"},
+}
+
+# Where credentials live, by the GitHub environment a job names (None: no environment, so only
+# repository-level names). Every `secrets.X` / `vars.X` a job reads must be in its row.
+DEPLOY_ENVIRONMENT = "${{ inputs.environment || 'dev' }}"  # `dev` or `prod`: the deploy job
+PROD_READONLY = "prod-readonly"
+# Repository level: readable by any workflow on any branch, so dev's read-only names only (dev's
+# config, and with it dev's Modal deploy token, is readable by whoever can push a branch).
+REPOSITORY_LEVEL = {
+    "vars.PULUMI_BACKEND_URL",
+    "vars.RENTAGPU_DEV_PREVIEW_ROLE_ARN",
+    "vars.RENTAGPU_DEV_DRIFT_ROLE_ARN",
+    "vars.RENTAGPU_DEV_AWS_REGION",
+    "secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_ID",
+    "secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET",
+    "secrets.RENTAGPU_DEV_PULUMI_READ_TOKEN",
+    "secrets.RENTAGPU_DEV_GITHUB_READ_TOKEN",
+}
+CREDENTIALS_BY_ENVIRONMENT: dict[str | None, set[str]] = {
+    None: REPOSITORY_LEVEL,
+    # prod's read-only credentials: main only, no reviewers.
+    PROD_READONLY: {
+        "vars.PULUMI_BACKEND_URL",
+        "vars.AWS_DRIFT_ROLE_ARN",
+        "vars.AWS_REGION",
+        "secrets.MODAL_READ_TOKEN_ID",
+        "secrets.MODAL_READ_TOKEN_SECRET",
+        "secrets.PULUMI_ACCESS_TOKEN",  # a token that can only read the prod stack
+        "secrets.RENTAGPU_GITHUB_READ_TOKEN",
+    },
+    # The deploy credentials; prod's behind required reviewers.
+    DEPLOY_ENVIRONMENT: {
+        "vars.PULUMI_BACKEND_URL",
+        "vars.AWS_DEPLOY_ROLE_ARN",
+        "vars.AWS_REGION",
+        "secrets.MODAL_TOKEN_ID",
+        "secrets.MODAL_TOKEN_SECRET",
+        "secrets.PULUMI_ACCESS_TOKEN",
+        "secrets.PULUMI_GITHUB_TOKEN",
+    },
+}
+# The environment each job names; every other job names none.
+JOB_ENVIRONMENTS = {
+    ("preview", "preview-prod"): PROD_READONLY,
+    ("deploy", "deploy"): DEPLOY_ENVIRONMENT,
+    ("drift", "check-prod"): PROD_READONLY,
 }
 
 # Credentials that can change something. None may appear outside the deploy workflow.
@@ -52,16 +106,8 @@ WRITE_CREDENTIALS = (
     "secrets.MODAL_TOKEN_ID",
     "secrets.MODAL_TOKEN_SECRET",
     "secrets.PULUMI_GITHUB_TOKEN",
-    "secrets.PULUMI_ACCESS_TOKEN",
 )
-READ_ONLY_SECRETS = {
-    "RENTAGPU_DEV_MODAL_READ_TOKEN_ID",
-    "RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET",
-    "RENTAGPU_PROD_MODAL_READ_TOKEN_ID",
-    "RENTAGPU_PROD_MODAL_READ_TOKEN_SECRET",
-    "RENTAGPU_GITHUB_READ_TOKEN",
-    "RENTAGPU_PULUMI_READ_TOKEN",
-}
+CREDENTIAL_NAME = re.compile(r"\b(?:secrets|vars)\.[A-Za-z0-9_]+")
 
 
 def text(name: str) -> str:
@@ -70,6 +116,34 @@ def text(name: str) -> str:
 
 def secrets_read(name: str) -> set[str]:
     return set(re.findall(r"secrets\.([A-Z0-9_]+)", text(name)))
+
+
+def strings(value: object) -> Iterator[str]:
+    """Every string in a parsed YAML value (keys included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(key)
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def credentials_read(job: dict) -> set[str]:
+    return {name for string in strings(job) for name in CREDENTIAL_NAME.findall(string)}
+
+
+def environment_of(job: dict) -> str | None:
+    environment = job.get("environment")
+    return environment.get("name") if isinstance(environment, dict) else environment
+
+
+def all_jobs() -> Iterator[tuple[str, str, dict]]:
+    for name in WORKFLOW_NAMES:
+        for job_id, job in load_workflow(name)["jobs"].items():
+            yield name, job_id, job
 
 
 # --- every workflow -----------------------------------------------------------------------------
@@ -103,7 +177,13 @@ def test_every_job_has_exactly_its_listed_permissions_and_a_timeout() -> None:
 
 def test_id_token_is_only_granted_where_a_cloud_role_is_assumed() -> None:
     with_token = {key for key, perms in JOB_PERMISSIONS.items() if perms.get("id-token")}
-    assert with_token == {("preview", "preview"), ("deploy", "deploy"), ("drift", "check")}
+    assert with_token == {
+        ("preview", "preview"),
+        ("preview", "preview-prod"),
+        ("deploy", "deploy"),
+        ("drift", "check-dev"),
+        ("drift", "check-prod"),
+    }
     for name in WORKFLOW_NAMES:
         for job_id, job in load_workflow(name)["jobs"].items():
             uses = [s.get("uses", "") for s in job["steps"]]
@@ -142,6 +222,70 @@ def test_every_shell_script_parses() -> None:
         if "run" in step:
             check = run_script(f"bash -n <<'SCRIPT'\n{step['run']}\nSCRIPT", ROOT, {})
             assert check.returncode == 0, f"{file}/{job}: {check.stderr}"
+
+
+# --- credentials: who can read what ---------------------------------------------------------
+
+
+def test_each_job_names_exactly_its_listed_environment() -> None:
+    seen = {(name, job_id): environment_of(job) for name, job_id, job in all_jobs()}
+    assert {key: env for key, env in seen.items() if env is not None} == JOB_ENVIRONMENTS
+
+
+def test_each_job_reads_only_credentials_that_live_where_it_runs() -> None:
+    # A job without an environment that read an environment's name (say secrets.MODAL_READ_TOKEN_ID)
+    # would silently get a repository secret of that name, if anyone ever created one.
+    for name, job_id, job in all_jobs():
+        allowed = CREDENTIALS_BY_ENVIRONMENT[environment_of(job)]
+        assert credentials_read(job) <= allowed, f"{name}/{job_id}"
+
+
+def test_every_job_that_reads_a_prod_credential_runs_in_a_prod_environment() -> None:
+    # Every name outside the repository-level (dev) list lives in an environment; the prod ones
+    # only in `prod-readonly` (main only) or `prod` (main only, reviewers).
+    readers = set()
+    for name, job_id, job in all_jobs():
+        if credentials_read(job) - REPOSITORY_LEVEL:
+            readers.add((name, job_id))
+            assert environment_of(job) in (PROD_READONLY, DEPLOY_ENVIRONMENT), f"{name}/{job_id}"
+    assert readers == set(JOB_ENVIRONMENTS)
+    options = load_workflow("deploy")["on"]["workflow_dispatch"]["inputs"]["environment"]["options"]
+    assert options == ["dev", "prod"]  # the deploy job's environment is `dev` or `prod`, no other
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_no_workflow_reads_a_repository_level_prod_name(name: str) -> None:
+    # prod's credentials were once repository-level, readable from any branch; never again.
+    assert not re.search(r"\b(?:secrets|vars)\.RENTAGPU_PROD_", text(name), re.IGNORECASE)
+    # nor the old shared read tokens, which could read prod as well as dev
+    assert not re.search(r"\bRENTAGPU_PULUMI_READ_TOKEN\b", text(name))
+
+
+def test_no_write_credential_is_read_outside_the_deploy_workflow() -> None:
+    for name in WORKFLOW_NAMES:
+        if name == "deploy":
+            continue
+        for credential in WRITE_CREDENTIALS:
+            assert credential not in text(name), f"{name}.yml reads {credential}"
+
+
+def test_every_pulumi_preview_and_up_runs_the_policy_pack() -> None:
+    commands = []
+    for name, job_id, job in all_jobs():
+        for step in job["steps"]:
+            if step.get("uses", "").split("@")[0] != PULUMI_ACTION:
+                continue
+            inputs = step.get("with", {})
+            if "command" not in inputs:
+                assert name == "drift", f"{name}/{job_id}: only drift installs the bare CLI"
+                continue
+            commands.append((name, job_id, inputs["command"]))
+            assert inputs.get("policyPacks") == POLICY_PACK, f"{name}/{job_id}"
+    assert sorted(commands) == [
+        ("deploy", "deploy", "up"),
+        ("preview", "preview", "preview"),
+        ("preview", "preview-prod", "preview"),
+    ]
 
 
 # --- pins ---------------------------------------------------------------------------------------
@@ -230,41 +374,102 @@ def test_ci_runs_tests_plans_both_stacks_audits_scans_and_lints() -> None:
 # --- preview.yml --------------------------------------------------------------------------------
 
 
-def test_preview_runs_for_same_repository_pull_requests_only() -> None:
-    document = load_workflow("preview")
-    assert set(document["on"]) == {"pull_request"}
-    assert "infra/**" in document["on"]["pull_request"]["paths"]
-    job = document["jobs"]["preview"]
-    assert job["if"] == PREVIEW_GUARD
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
-    assert "environment" not in job  # so no environment secret can reach it
+def test_preview_runs_for_pull_requests_and_pushes_to_main_on_the_same_paths() -> None:
+    triggers = load_workflow("preview")["on"]
+    assert set(triggers) == {"pull_request", "push"}
+    assert triggers["push"]["branches"] == ["main"]
+    assert "infra/**" in triggers["pull_request"]["paths"]
+    assert triggers["push"]["paths"] == triggers["pull_request"]["paths"]
 
 
-def test_preview_uses_pulumi_actions_with_an_edited_pr_comment() -> None:
+def test_preview_has_no_stack_matrix_each_job_previews_one_stack() -> None:
+    jobs = load_workflow("preview")["jobs"]
+    assert set(jobs) == {"preview", "preview-prod"}
+    for job_id, job in jobs.items():
+        assert "strategy" not in job, job_id
+        assert "matrix." not in "".join(strings(job)), job_id
+    assert step_using(jobs["preview"], PULUMI_ACTION)["with"]["stack-name"] == "dev"
+    assert jobs["preview"]["env"]["STACK"] == "dev"
+    assert step_using(jobs["preview-prod"], PULUMI_ACTION)["with"]["stack-name"] == "prod"
+    assert jobs["preview-prod"]["env"]["STACK"] == "prod"
+
+
+def test_prod_is_never_previewed_on_a_pull_request() -> None:
+    # `pulumi preview` decrypts the stack's config for the code it runs: from PR code, prod's
+    # Modal deploy token would be one print statement away.
+    jobs = load_workflow("preview")["jobs"]
+    prod = jobs["preview-prod"]
+    assert prod["if"] == MAIN_PUSH_GUARD
+    assert environment_of(prod) == PROD_READONLY  # main-only branch policy, enforced by GitHub
+    assert "pull-requests" not in prod["permissions"]
+    # the only job a pull request starts previews dev, for same-repository branches only
+    assert jobs["preview"]["if"] == PREVIEW_GUARD
+    assert "environment" not in jobs["preview"]
+    # and no other workflow a pull request triggers runs a live prod preview either
+    for name in WORKFLOW_NAMES:
+        if "pull_request" not in load_workflow(name)["on"] or name == "preview":
+            continue
+        for job_id, job in load_workflow(name)["jobs"].items():
+            uses = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+            assert PULUMI_ACTION not in uses and AWS_CREDENTIALS not in uses, f"{name}/{job_id}"
+            assert credentials_read(job) == set(), f"{name}/{job_id}"
+
+
+def test_the_dev_preview_comments_on_the_pr_and_the_prod_preview_writes_the_summary() -> None:
+    jobs = load_workflow("preview")["jobs"]
+    dev = step_using(jobs["preview"], PULUMI_ACTION)["with"]
+    assert dev["command"] == "preview"
+    assert dev["comment-on-pr"] is True
+    assert dev["edit-pr-comment"] is True
+    prod = step_using(jobs["preview-prod"], PULUMI_ACTION)["with"]
+    assert prod["command"] == "preview"
+    assert prod["comment-on-summary"] is True
+    assert "comment-on-pr" not in prod  # there is no pull request after the merge
+
+
+def test_the_dev_preview_uses_dev_s_read_only_repository_credentials() -> None:
     job = load_workflow("preview")["jobs"]["preview"]
-    inputs = step_using(job, PULUMI_ACTION)["with"]
-    assert inputs["command"] == "preview"
-    assert inputs["stack-name"] == "${{ matrix.stack }}"
-    assert inputs["comment-on-pr"] is True
-    assert inputs["edit-pr-comment"] is True
+    credentials = step_using(job, AWS_CREDENTIALS)["with"]
+    assert credentials["role-to-assume"] == "${{ vars.RENTAGPU_DEV_PREVIEW_ROLE_ARN }}"
+    assert credentials["aws-region"] == "${{ vars.RENTAGPU_DEV_AWS_REGION }}"
+    env = step_using(job, PULUMI_ACTION)["env"]
+    assert env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.RENTAGPU_DEV_PULUMI_READ_TOKEN }}"
+    assert env["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_DEV_GITHUB_READ_TOKEN }}"
+    assert env["MODAL_TOKEN_ID"] == "${{ secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_ID }}"
+    assert env["MODAL_TOKEN_SECRET"] == "${{ secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET }}"
 
 
-def test_preview_assumes_the_read_only_preview_role_of_its_own_stack() -> None:
-    job = load_workflow("preview")["jobs"]["preview"]
-    assert (
-        step_using(job, AWS_CREDENTIALS)["with"]["role-to-assume"] == "${{ env.PREVIEW_ROLE_ARN }}"
-    )
-    role = job["env"]["PREVIEW_ROLE_ARN"]
-    assert "matrix.stack == 'prod' && vars.RENTAGPU_PROD_PREVIEW_ROLE_ARN" in role
-    assert "matrix.stack == 'dev' && vars.RENTAGPU_DEV_PREVIEW_ROLE_ARN" in role
-    assert role.endswith("|| '' }}")  # no fallback to the other stack's role
+def test_the_prod_preview_uses_prod_readonly_s_credentials_and_the_drift_role() -> None:
+    job = load_workflow("preview")["jobs"]["preview-prod"]
+    credentials = step_using(job, AWS_CREDENTIALS)["with"]
+    assert credentials["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
+    assert credentials["aws-region"] == "${{ vars.AWS_REGION }}"
+    env = step_using(job, PULUMI_ACTION)["env"]
+    assert env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert env["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_GITHUB_READ_TOKEN }}"
+    assert env["MODAL_TOKEN_ID"] == "${{ secrets.MODAL_READ_TOKEN_ID }}"
+    assert env["MODAL_TOKEN_SECRET"] == "${{ secrets.MODAL_READ_TOKEN_SECRET }}"
+
+
+@pytest.mark.parametrize("job_id", ["preview", "preview-prod"])
+def test_each_preview_checks_its_settings_first(job_id: str) -> None:
+    job = load_workflow("preview")["jobs"][job_id]
+    assert job["steps"][0]["name"].startswith("Check ")
+    assert 'exit "$problems"' in job["steps"][0]["run"]
+
+
+def test_the_pr_preview_job_documents_that_actions_may_not_approve_prs() -> None:
+    # It runs PR code with `pull-requests: write`; that setting would let the code approve itself.
+    assert "Allow GitHub Actions to create and approve pull requests" in text("preview")
+    assert "must stay OFF" in text("preview")
 
 
 def test_no_write_credential_is_reachable_from_a_pull_request() -> None:
-    for name in ("ci", "preview"):
-        for credential in WRITE_CREDENTIALS:
-            assert credential not in text(name), f"{name}.yml reads {credential}"
-    assert secrets_read("preview") <= READ_ONLY_SECRETS
+    jobs = load_workflow("preview")["jobs"]
+    assert credentials_read(jobs["preview"]) <= REPOSITORY_LEVEL
+    for credential in WRITE_CREDENTIALS:
+        assert credential not in text("ci") and credential not in text("preview")
+    assert "secrets.PULUMI_ACCESS_TOKEN" not in "".join(strings(jobs["preview"]))
 
 
 # --- deploy.yml ---------------------------------------------------------------------------------
@@ -337,7 +542,7 @@ def test_deploy_reads_environment_scoped_credentials_only() -> None:
         "PULUMI_GITHUB_TOKEN",
         "PULUMI_ACCESS_TOKEN",
     }
-    assert not secrets_read("deploy") & READ_ONLY_SECRETS
+    assert not {f"secrets.{n}" for n in secrets_read("deploy")} & REPOSITORY_LEVEL
 
 
 # --- drift.yml ----------------------------------------------------------------------------------
@@ -347,24 +552,50 @@ def test_drift_runs_on_a_schedule_and_on_demand_from_main() -> None:
     document = load_workflow("drift")
     assert set(document["on"]) == {"schedule", "workflow_dispatch"}
     assert document["on"]["schedule"][0]["cron"]
-    assert document["jobs"]["check"]["if"] == "github.ref == 'refs/heads/main'"
+    for check in ("check-dev", "check-prod"):
+        assert document["jobs"][check]["if"] == "github.ref == 'refs/heads/main'"
     assert "github.ref == 'refs/heads/main'" in document["jobs"]["issue"]["if"]
     assert "!cancelled()" in document["jobs"]["issue"]["if"]
+    assert document["jobs"]["issue"]["needs"] == ["check-dev", "check-prod"]
+    assert document["jobs"]["issue"]["strategy"]["matrix"]["stack"] == ["dev", "prod"]
 
 
-def test_drift_check_uses_the_read_only_drift_role_and_read_only_tokens() -> None:
-    job = load_workflow("drift")["jobs"]["check"]
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
-    assert step_using(job, AWS_CREDENTIALS)["with"]["role-to-assume"] == "${{ env.DRIFT_ROLE_ARN }}"
-    assert "vars.RENTAGPU_PROD_DRIFT_ROLE_ARN" in job["env"]["DRIFT_ROLE_ARN"]
-    assert "vars.RENTAGPU_DEV_DRIFT_ROLE_ARN" in job["env"]["DRIFT_ROLE_ARN"]
-    assert secrets_read("drift") <= READ_ONLY_SECRETS
+def test_drift_checks_use_each_stack_s_read_only_drift_role_and_tokens() -> None:
+    jobs = load_workflow("drift")["jobs"]
+    dev, prod = jobs["check-dev"], jobs["check-prod"]
+    assert dev["env"]["STACK"] == "dev" and prod["env"]["STACK"] == "prod"
+    assert "environment" not in dev  # dev's drift role trusts ref:refs/heads/main
+    assert environment_of(prod) == PROD_READONLY  # prod's trusts environment:prod-readonly
+    role = step_using(dev, AWS_CREDENTIALS)["with"]["role-to-assume"]
+    assert role == "${{ vars.RENTAGPU_DEV_DRIFT_ROLE_ARN }}"
+    role = step_using(prod, AWS_CREDENTIALS)["with"]["role-to-assume"]
+    assert role == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
+    dev_env = step_named(dev, "pulumi refresh")["env"]
+    assert dev_env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.RENTAGPU_DEV_PULUMI_READ_TOKEN }}"
+    assert dev_env["MODAL_TOKEN_ID"] == "${{ secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_ID }}"
+    prod_env = step_named(prod, "pulumi refresh")["env"]
+    assert prod_env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert prod_env["MODAL_TOKEN_ID"] == "${{ secrets.MODAL_READ_TOKEN_ID }}"
+    assert prod_env["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_GITHUB_READ_TOKEN }}"
     for credential in WRITE_CREDENTIALS:
         assert credential not in text("drift")
 
 
+def test_both_drift_checks_run_the_same_steps_and_script() -> None:
+    jobs = load_workflow("drift")["jobs"]
+    dev, prod = jobs["check-dev"]["steps"], jobs["check-prod"]["steps"]
+    assert [s.get("uses") for s in dev] == [s.get("uses") for s in prod]
+    assert (
+        step_named(jobs["check-dev"], "pulumi refresh")["run"]
+        == (step_named(jobs["check-prod"], "pulumi refresh")["run"])
+    )
+    assert step_using(jobs["check-dev"], "actions/upload-artifact")["with"]["name"] == "drift-dev"
+    upload = step_using(jobs["check-prod"], "actions/upload-artifact")["with"]
+    assert upload["name"] == "drift-prod"
+
+
 def test_drift_command_is_a_read_only_refresh_that_expects_no_changes() -> None:
-    script = step_named(load_workflow("drift")["jobs"]["check"], "pulumi refresh")["run"]
+    script = step_named(load_workflow("drift")["jobs"]["check-prod"], "pulumi refresh")["run"]
     assert 'pulumi refresh --stack "$STACK" --preview-only --expect-no-changes' in script
     assert "--json" in script
     assert "--run-program" not in script
@@ -374,5 +605,6 @@ def test_only_the_issue_job_holds_a_github_write_token() -> None:
     jobs = load_workflow("drift")["jobs"]
     issue = step_named(jobs["issue"], "Open, update or close")
     assert issue["env"]["GH_TOKEN"] == "${{ github.token }}"
-    assert "github.token" not in yaml.safe_dump(jobs["check"])
+    for check in ("check-dev", "check-prod"):
+        assert "github.token" not in yaml.safe_dump(jobs[check])
     assert not any("uses" in s and "checkout" in s["uses"] for s in jobs["issue"]["steps"])

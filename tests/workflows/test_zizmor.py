@@ -19,13 +19,15 @@ ZIZMOR = Path(sys.executable).parent / "zizmor"
 # (audit, file, job) -> why it is accepted.
 ACCEPTED_AUDITOR_FINDINGS = {
     ("secrets-outside-env", "preview.yml", "preview"): (
-        "read-only repository secrets (Modal read token, GitHub read token, Pulumi read token): an "
-        "environment would change the OIDC subject from `pull_request` and its branch policy "
-        "would block PR branches"
+        "dev's read-only repository secrets (Modal, GitHub and Pulumi read tokens) in the PR "
+        "preview of dev: an environment would change the OIDC subject from `pull_request`, and its "
+        "branch policy would block PR branches. Anyone who can push a branch can read dev's "
+        "config through them, dev's Modal deploy token included: accepted for dev only (prod's "
+        "read credentials live in `prod-readonly`, main only)"
     ),
-    ("secrets-outside-env", "drift.yml", "check"): (
-        "the same read-only repository secrets; the drift role is trusted by `ref:refs/heads/main`,"
-        " which an environment would replace"
+    ("secrets-outside-env", "drift.yml", "check-dev"): (
+        "the same dev read-only repository secrets; dev's drift role is trusted by "
+        "`ref:refs/heads/main`, which an environment would replace"
     ),
 }
 
