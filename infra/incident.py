@@ -116,13 +116,9 @@ HISTORY = Place(
 def _token_places(slot_name: str, facts: StackFacts) -> list[Place]:
     slot = TOKEN_SLOTS[slot_name]
     env = facts.stack
-    first, second = slot.github_secrets(env)
     state_names = " and ".join(slot.state_resource_names(env))
+    github = Place("GitHub", f"{slot.describe_github(env)} in {facts.repo}")
     if slot is MODAL_TOKEN:
-        github = Place(
-            "GitHub",
-            f"environment secrets {first} and {second} of environment '{env}' in {facts.repo}",
-        )
         ci = Place(
             "CI logs",
             f"the deploy workflow (.github/workflows/deploy.yml) passes it to `pulumi up` in "
@@ -130,7 +126,6 @@ def _token_places(slot_name: str, facts: StackFacts) -> list[Place]:
             "the token, encoded or split",
         )
     else:
-        github = Place("GitHub", f"repository secrets {first} and {second} of {facts.repo}")
         ci = Place(
             "CI logs",
             "the preview and drift workflows (.github/workflows/preview.yml, drift.yml) pass it "

@@ -22,13 +22,14 @@ def prefix(environment: str) -> str:
     return f"rentagpu-{environment}"
 
 
-def readonly_environment(environment: str) -> str:
-    """The GitHub environment holding a stack's read-only CI credentials (prod only).
+def readonly_environment(environment: str) -> str | None:
+    """The GitHub environment holding a stack's read-only CI credentials: prod's only.
 
     Its deployment branch policy admits main only, so no branch or pull request can read them:
-    they can decrypt the stack's config, which holds the stack's Modal deploy token.
+    they can decrypt the stack's config, which holds the stack's Modal deploy token. dev keeps its
+    read credentials in repository secrets, so pull requests can preview it.
     """
-    return f"{environment}-readonly"
+    return f"{environment}-readonly" if environment == "prod" else None
 
 
 def iam_path(environment: str) -> str:

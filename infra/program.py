@@ -24,7 +24,7 @@ def _secret(value) -> pulumi.Output[str] | None:
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     env = cfg.environment
     # prod's read-only CI credentials live in a main-only GitHub environment (see names.py).
-    readonly = names.readonly_environment(env) if cfg.is_prod else None
+    readonly = names.readonly_environment(env)
 
     # 1. GitHub: the protected environment comes first, because the AWS deploy role trusts any
     # job that names it; a role created before its environment is protected is a window in which

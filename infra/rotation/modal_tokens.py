@@ -40,7 +40,7 @@ class TokenSlot:
     id_key: str
     secret_key: str
     default_role: str
-    github_scope: str  # "environment" or "repository"
+    read_only: bool  # the read-only token: where it lives depends on the stack (see names.py)
 
     @property
     def previous_id_key(self) -> str:
@@ -50,9 +50,15 @@ class TokenSlot:
     def previous_secret_key(self) -> str:
         return _previous(self.secret_key)
 
+    def github_environment(self, environment: str) -> str | None:
+        """The GitHub environment holding this token's secrets, or None for repository secrets."""
+        return names.readonly_environment(environment) if self.read_only else environment
+
     def github_secrets(self, environment: str) -> tuple[str, str]:
-        if self.github_scope == "environment":
+        if not self.read_only:
             return names.GITHUB_TOKEN_SECRETS  # type: ignore[return-value]
+        if self.github_environment(environment) is not None:
+            return ("MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET")
         from infra.github import repository_name
 
         return (
@@ -60,10 +66,19 @@ class TokenSlot:
             repository_name(environment, "MODAL_READ_TOKEN_SECRET"),
         )
 
+    def describe_github(self, environment: str) -> str:
+        """Where GitHub keeps the token, in words: 'environment secrets A and B of ...'."""
+        first, second = self.github_secrets(environment)
+        where = self.github_environment(environment)
+        if where is None:
+            return f"repository secrets {first} and {second}"
+        return f"environment secrets {first} and {second} of environment '{where}'"
+
     def state_resource_names(self, environment: str) -> tuple[str, ...]:
         from infra.github import slug
 
-        return tuple(f"{environment}-{slug(n)}" for n in self.github_secrets(environment))
+        prefix = self.github_environment(environment) or environment
+        return tuple(f"{prefix}-{slug(n)}" for n in self.github_secrets(environment))
 
 
 def _previous(key: str) -> str:
@@ -77,14 +92,14 @@ MODAL_TOKEN = TokenSlot(
     f"{PROJECT}:modalTokenId",
     f"{PROJECT}:modalTokenSecret",
     "contributor",
-    "environment",
+    read_only=False,
 )
 MODAL_READ_TOKEN = TokenSlot(
     "modal-read-token",
     f"{PROJECT}:modalReadTokenId",
     f"{PROJECT}:modalReadTokenSecret",
     "viewer",
-    "repository",
+    read_only=True,
 )
 TOKEN_SLOTS = {slot.credential: slot for slot in (MODAL_TOKEN, MODAL_READ_TOKEN)}
 
@@ -352,8 +367,7 @@ def rotate_modal_token(
         driver.set_config(slot.secret_key, new.secret.reveal(), secret=True)
         steps.say(f"{slot.id_key}/{slot.secret_key} now hold {new.masked}")
 
-    github = ", ".join(slot.github_secrets(environment))
-    steps.step(f"pulumi up: replace the GitHub {slot.github_scope} secrets {github}")
+    steps.step(f"pulumi up: replace the GitHub {slot.describe_github(environment)}")
     try:
         driver.up()
     except StackUpError as error:

@@ -199,9 +199,9 @@ def test_the_deploy_subprocess_gets_the_modal_token_and_app_settings_and_no_othe
         "MODAL_PROFILE": "someone-elses",
         "MODAL_TOKEN_ID": "stale",
         # set while a rotation runs `pulumi up`, or simply present on a workstation
-        "RENTAGPU_NEW_MODAL_TOKEN_SECRET": "new",
-        "RENTAGPU_OLD_CREDENTIAL_SECRET": "old",
-        "SSH_AUTH_SOCK": "/tmp/agent",
+        "RENTAGPU_NEW_MODAL_TOKEN_SECRET": "fake-new-secret",
+        "RENTAGPU_OLD_CREDENTIAL_SECRET": "fake-old-secret",
+        "SSH_AUTH_SOCK": "agent.sock",
         "GOOGLE_APPLICATION_CREDENTIALS": "/keys.json",
         "NPM_TOKEN": "npm",
         "LC_ALL": "C.UTF-8",

@@ -35,9 +35,10 @@ EXPECTED_PLACES = {
     ],
     "modal-read-token": [
         "rentagpu:modalReadTokenId and rentagpu:modalReadTokenSecret",
-        "repository secrets RENTAGPU_PROD_MODAL_READ_TOKEN_ID and "
-        "RENTAGPU_PROD_MODAL_READ_TOKEN_SECRET of acme-ml/rentagpu",
-        "prod-rentagpu-prod-modal-read-token-id",
+        # prod's read token lives in the main-only environment prod-readonly (infra/names.py)
+        "environment secrets MODAL_READ_TOKEN_ID and MODAL_READ_TOKEN_SECRET of environment "
+        "'prod-readonly' in acme-ml/rentagpu",
+        "prod-readonly-modal-read-token-id",
         "preview.yml, drift.yml",
         "python -m infra rotate modal-read-token --stack prod",
     ],

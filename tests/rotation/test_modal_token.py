@@ -220,7 +220,7 @@ def test_a_second_rotation_waits_for_the_first_to_finish(
     assert modal_env.state.principal_named("ci-b", "service_user") is None
 
 
-def test_the_read_only_token_rotates_into_the_repository_secrets(
+def test_the_read_only_token_rotates_into_the_prod_readonly_environment_secrets(
     modal_env: FakeModal, ci_token: tuple[str, str]
 ) -> None:
     from tests.rotation.conftest import token_config
@@ -250,7 +250,8 @@ def test_the_read_only_token_rotates_into_the_repository_secrets(
     assert code == 0, output
     prod = stacks["prod"]
     new = prod.config["rentagpu:modalReadTokenId"].value
-    assert prod.github_secret("RENTAGPU_PROD_MODAL_READ_TOKEN_ID") == new
+    assert prod.github_secret("MODAL_READ_TOKEN_ID") == new
+    assert "environment secrets MODAL_READ_TOKEN_ID and MODAL_READ_TOKEN_SECRET of environment 'prod-readonly'" in output
     assert config_token(prod) == ci_token  # the deploy token is untouched
     assert roles(prod) == {CI_SERVICE_USER: "contributor", "rentagpu-read-2": "viewer"}
     assert not modal_accepts(old)
