@@ -489,8 +489,10 @@ def _condition_entries(condition: Any, key: str) -> list[tuple[str, list[Any]]]:
     return entries
 
 
-def _trusted_environments(environment: str) -> tuple[str, str]:
-    """The GitHub environments a stack's roles may trust: its own, and its read-only one."""
+def _trusted_environments(environment: str) -> tuple[str, str | None]:
+    """The GitHub environments a stack's roles may trust: its own, and its read-only one if the
+    stack has one (prod). Trusting one the program does not create would trust an environment
+    GitHub creates unprotected the first time a workflow names it."""
     return environment, names.readonly_environment(environment)
 
 
@@ -524,10 +526,11 @@ def _check_subject(
             return
         own, readonly = _trusted_environments(ctx.environment)
         if environment not in (own, readonly):
+            allowed = f"{own!r}" + (f", or {readonly!r} for read-only roles" if readonly else "")
             yield (
                 f"GitHub subject {subject!r} trusts environment {environment!r} from the "
                 f"{ctx.environment} stack: each stack's roles trust only its own environment "
-                f"({own!r}, or {readonly!r} for read-only roles)"
+                f"({allowed})"
             )
         elif environment == readonly and role == names.deploy_role_name(ctx.environment):
             yield (

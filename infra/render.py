@@ -16,8 +16,9 @@ from typing import Any
 
 MOCK_ACCOUNT_ID = "123456789012"
 SECRET_MASK = "[secret]"
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+# How Pulumi marks a secret value on the wire and in state: {SECRET_SIG_KEY: SECRET_SIG, ...}.
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class RenderedResource:
 
 
 def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
 
 
 def _mask(value: Any, path: str, secret_paths: list[str]) -> Any:
@@ -98,7 +99,7 @@ def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, d
         resource_id = str(inputs.get("bucket"))
     elif typ == "aws:iam/accessKey:AccessKey":
         resource_id = mock_access_key_id(name)
-        state["secret"] = {_SECRET_SIG_KEY: _SECRET_SIG, "value": "mock-secret-access-key"}
+        state["secret"] = {SECRET_SIG_KEY: SECRET_SIG, "value": "mock-secret-access-key"}
         state["createDate"] = "2026-01-01T00:00:00Z"
     elif typ == "github:index/repositoryEnvironment:RepositoryEnvironment":
         resource_id = f"{inputs.get('repository')}:{inputs.get('environment')}"

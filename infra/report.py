@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.errors import ReportError
+from infra.render import SECRET_SIG, SECRET_SIG_KEY
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 7
 
 SECRET_MASK = "[secret]"
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 # The engine's placeholder for a value only known after `up` (pulumi/runtime/rpc.py UNKNOWN).
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
@@ -219,7 +218,7 @@ def lookup(value: Any, segments: list[str | int]) -> Any:
 def is_marked_secret(value: Any) -> bool:
     if value == SECRET_MASK:
         return True
-    return isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
 
 
 def _named_secret(segment: str | int) -> bool:

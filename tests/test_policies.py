@@ -438,12 +438,16 @@ class TestOidcTrustPinned:
         props = role(trust, f"rentagpu-{stack}-drift")
         (message,) = check(self.policy, T.AWS_ROLE, props, context(stack))
         assert f"trusts environment '{environment}' from the {stack} stack" in message
-        assert f"'{stack}-readonly'" in message
+        assert f"'{stack}'" in message
+        if stack == "prod":
+            assert "'prod-readonly' for read-only roles" in message
 
-    def test_dev_may_trust_its_own_readonly_environment(self) -> None:
+    def test_dev_has_no_readonly_environment_to_trust(self) -> None:
+        # the program creates none for dev: GitHub would create it unprotected on first use
         trust = github_trust_with("StringEquals", "repo:acme-ml/rentagpu:environment:dev-readonly")
         props = role(trust, "rentagpu-dev-drift")
-        assert check(self.policy, T.AWS_ROLE, props, context("dev")) == []
+        (message,) = check(self.policy, T.AWS_ROLE, props, context("dev"))
+        assert "only its own environment ('dev')" in message
 
     def test_the_deploy_role_never_trusts_the_readonly_environment(self) -> None:
         # prod-readonly has no required reviewers: a deploy role trusting it skips them.

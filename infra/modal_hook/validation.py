@@ -116,5 +116,7 @@ def required_keys(prop: str, value: Any) -> Problems:
     if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
         return [(prop, "must be a list of key names")]
     return [
-        (prop, f"{k!r} is not an environment variable name") for k in value if not _ENV_VAR.fullmatch(k)
+        (prop, f"{k!r} is not an environment variable name")
+        for k in value
+        if not _ENV_VAR.fullmatch(k)
     ]

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from infra.config import PROJECT, RawValue
+from infra.config import ENVIRONMENTS, PROJECT, RawValue
 from infra.errors import StackCommandError, StackUpError
+from infra.render import SECRET_SIG_KEY
 from infra.rotation.common import redact
 
-ENVIRONMENTS = ("dev", "prod")
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # the repository root
 ROTATION_NAMESPACE = "rentagpu-rotation"  # config the program never reads (infra/config.py)
 ACCESS_KEY_TYPE = "aws:iam/accessKey:AccessKey"
@@ -178,13 +178,10 @@ class PulumiCliDriver:
         return resources_from_export(json.loads(self._run(self.export_call())))
 
 
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-
-
 def _unwrap_export(value: Any) -> Any:
     """Undo the secret envelope of `pulumi stack export --show-secrets` ({sig, plaintext: JSON})."""
     if isinstance(value, dict):
-        if _SECRET_SIG_KEY in value:
+        if SECRET_SIG_KEY in value:
             if "plaintext" in value:
                 return _unwrap_export(json.loads(value["plaintext"]))
             if "value" in value:
