@@ -251,7 +251,10 @@ def test_the_read_only_token_rotates_into_the_prod_readonly_environment_secrets(
     prod = stacks["prod"]
     new = prod.config["rentagpu:modalReadTokenId"].value
     assert prod.github_secret("MODAL_READ_TOKEN_ID") == new
-    assert "environment secrets MODAL_READ_TOKEN_ID and MODAL_READ_TOKEN_SECRET of environment 'prod-readonly'" in output
+    assert (
+        "environment secrets MODAL_READ_TOKEN_ID and MODAL_READ_TOKEN_SECRET of environment 'prod-readonly'"
+        in output
+    )
     assert config_token(prod) == ci_token  # the deploy token is untouched
     assert roles(prod) == {CI_SERVICE_USER: "contributor", "rentagpu-read-2": "viewer"}
     assert not modal_accepts(old)
