@@ -11,7 +11,6 @@ logged or put in an exception without leaking a token.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from infra.errors import ConfigError
-from modal_app import options
+from modal_app import options, settings
 
 PROJECT = "rentagpu"
 ENVIRONMENTS = ("dev", "prod")
@@ -129,9 +128,6 @@ _BRANCH_PATTERN = re.compile(r"^[A-Za-z0-9._/*-]{1,255}$")
 _MODAL_APP_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MODAL_WORKSPACE_ID = re.compile(r"^ac-[A-Za-z0-9]{8,64}$")
 _MODAL_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_AWS_REGION = re.compile(r"^(?:us|eu|ap|sa|ca|me|af|il|mx)(?:-gov)?-[a-z]+-\d$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.'()-]+$")
 
 
 def _github_login(value: str) -> str | None:
@@ -173,40 +169,11 @@ def _modal_workspace_id(value: str) -> str | None:
     return "a Modal workspace id such as 'ac-1a2b3c4d5e6f' (see `modal token info`)"
 
 
-def _aws_region(value: str) -> str | None:
-    if _AWS_REGION.fullmatch(value):
-        return None
-    return "an AWS region code such as 'us-east-1' or 'eu-west-2'"
-
-
-def _bucket(value: str) -> str | None:
-    allowed = (
-        "an S3 bucket name: 3-63 lowercase letters, digits, '.', '-', starting and ending with a "
-        "letter or digit, no '..', not an IP address, no 'xn--' prefix or '-s3alias' suffix"
-    )
-    if not _BUCKET.fullmatch(value) or ".." in value or ".-" in value or "-." in value:
-        return allowed
-    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
-        return allowed
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return allowed
-
-
-def _prefix(value: str) -> str | None:
-    allowed = (
-        "a key prefix such as 'jobs/input/': relative (no leading '/'), ending in '/', "
-        "made of letters, digits and !_.'()- without '..', '.' or empty segments"
-    )
-    if not value or value.startswith("/") or not value.endswith("/") or len(value) > 512:
-        return allowed
-    segments = value[:-1].split("/")
-    for segment in segments:
-        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.fullmatch(segment):
-            return allowed
-    return None
+# Region, bucket and prefix rules are the app's (modal_app/settings.py): one definition, so the
+# program never writes a value into the runtime secret that the app would refuse.
+_aws_region = settings.region_problem
+_bucket = settings.bucket_problem
+_prefix = settings.prefix_problem
 
 
 def _modal_user(value: str) -> str | None:

@@ -15,6 +15,7 @@ the app must not guess which identity it runs as.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -59,8 +60,8 @@ def required_keys(mode: str) -> tuple[str, ...]:
     raise ValueError(f"unknown auth mode {mode!r}; expected one of: {', '.join(AUTH_MODES)}")
 
 
-# The same rules the stack config applies (infra/config.py), so a value the program accepted is
-# accepted here; the test suite checks both sides agree.
+# The one definition of a valid region, bucket and prefix: the stack config (infra/config.py)
+# checks with these same functions, so a value the program accepted is one the app accepts.
 _REGION = re.compile(r"^(?:us|eu|ap|sa|ca|me|af|il|mx)(?:-gov)?-[a-z]+-\d$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.'()-]+$")
@@ -69,22 +70,37 @@ _ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 _ENDPOINT = re.compile(r"^https?://[^\s/]+(?::\d+)?/?$")
 
 
-def _region_problem(value: str) -> str | None:
-    return None if _REGION.fullmatch(value) else "an AWS region code such as 'us-east-1'"
-
-
-def _bucket_problem(value: str) -> str | None:
-    if _BUCKET.fullmatch(value) and ".." not in value:
+def region_problem(value: str) -> str | None:
+    """None if `value` is an AWS region code, else what is allowed."""
+    if _REGION.fullmatch(value):
         return None
-    return "an S3 bucket name: 3-63 lowercase letters, digits, '.', '-'"
+    return "an AWS region code such as 'us-east-1' or 'eu-west-2'"
 
 
-def _prefix_problem(value: str) -> str | None:
+def bucket_problem(value: str) -> str | None:
+    """None if `value` is a valid S3 bucket name, else what is allowed."""
     allowed = (
-        "a key prefix such as 'inputs/': relative (no leading '/'), ending in '/', made of "
-        "letters, digits and !_.'()- without '..', '.' or empty segments"
+        "an S3 bucket name: 3-63 lowercase letters, digits, '.', '-', starting and ending with a "
+        "letter or digit, no '..', not an IP address, no 'xn--' prefix or '-s3alias' suffix"
     )
-    if value.startswith("/") or not value.endswith("/") or len(value) > 512:
+    if not _BUCKET.fullmatch(value) or ".." in value or ".-" in value or "-." in value:
+        return allowed
+    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
+        return allowed
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return allowed
+
+
+def prefix_problem(value: str) -> str | None:
+    """None if `value` is a safe key prefix (relative, '/'-terminated, no '..'), else what is."""
+    allowed = (
+        "a key prefix such as 'jobs/input/': relative (no leading '/'), ending in '/', "
+        "made of letters, digits and !_.'()- without '..', '.' or empty segments"
+    )
+    if not value or value.startswith("/") or not value.endswith("/") or len(value) > 512:
         return allowed
     for segment in value[:-1].split("/"):
         if segment in ("", ".", "..") or not _PREFIX_SEGMENT.fullmatch(segment):
@@ -147,10 +163,10 @@ class Settings:
                 problems.append(f"{key}: {shown} is not valid; expected {allowed}")
             return value
 
-        region = read(AWS_REGION, _region_problem)
-        bucket = read(BUCKET, _bucket_problem)
-        input_prefix = read(INPUT_PREFIX, _prefix_problem)
-        output_prefix = read(OUTPUT_PREFIX, _prefix_problem)
+        region = read(AWS_REGION, region_problem)
+        bucket = read(BUCKET, bucket_problem)
+        input_prefix = read(INPUT_PREFIX, prefix_problem)
+        output_prefix = read(OUTPUT_PREFIX, prefix_problem)
         if (
             input_prefix
             and output_prefix
