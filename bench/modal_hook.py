@@ -53,7 +53,8 @@ def _secret_inputs(name: str) -> dict:
 
 def hook_create_all() -> list[tuple[object, str, dict, dict]]:
     """What `pulumi up` asks of the providers on a first run; returns (provider, id, inputs, outs)."""
-    from infra.modal_hook import ModalEnvironmentProvider, ModalSecretProvider
+    from infra.modal_hook.environment import ModalEnvironmentProvider
+    from infra.modal_hook.secret import ModalSecretProvider
 
     environments, secrets = ModalEnvironmentProvider(), ModalSecretProvider()
     created = []

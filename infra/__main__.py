@@ -1,5 +1,5 @@
 """`python -m infra COMMAND ...`: the project's offline tools (see `python -m infra --help`)."""
 
-from infra.cli import main
+from infra.tools.cli import main
 
 raise SystemExit(main())

@@ -6,15 +6,19 @@ entry point (`__main__.py`), by the offline plan, and by the tests (both stacks 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
-from infra import names
-from infra.aws import AwsStage, AwsStageArgs
-from infra.config import StackConfig, parse_config, raw_config_from_pulumi
-from infra.deploy import DeployStage, DeployStageArgs
-from infra.errors import ConfigError
-from infra.github import GitHubCiVariables, GitHubCiVariablesArgs, GitHubStage, GitHubStageArgs
-from infra.modal_hook.stage import ModalStage, ModalStageArgs
+from infra.core import names
+from infra.core.config import RawValue, StackConfig, parse_config
+from infra.core.config_schema import KNOWN_KEYS, PROJECT
+from infra.core.errors import ConfigError
+from infra.stages.aws.component import AwsStage, AwsStageArgs
+from infra.stages.deploy.component import DeployStage, DeployStageArgs
+from infra.stages.github.ci_variables import GitHubCiVariables, GitHubCiVariablesArgs
+from infra.stages.github.component import GitHubStage, GitHubStageArgs
+from infra.stages.modal.component import ModalStage, ModalStageArgs
 
 
 def _secret(value) -> pulumi.Output[str] | None:
@@ -23,7 +27,7 @@ def _secret(value) -> pulumi.Output[str] | None:
 
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     env = cfg.environment
-    # prod's read-only CI credentials live in a main-only GitHub environment (see names.py).
+    # prod's read-only CI credentials live in a main-only GitHub environment (see core/names.py).
     readonly = names.readonly_environment(env)
 
     # 1. GitHub: the protected environment comes first, because the AWS deploy role trusts any
@@ -112,6 +116,29 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     if aws_stage.runtime_role_arn is not None:
         outputs["runtime_role_arn"] = aws_stage.runtime_role_arn
     return outputs
+
+
+def raw_config_from_pulumi() -> dict[str, RawValue]:
+    """The running program's config as `RawValue`s, secret flags included.
+
+    Reads the engine-provided config directly because `pulumi.Config` can neither list keys (needed
+    to reject typos) nor tell a secure value from a plaintext one (needed to refuse the latter).
+    """
+    from pulumi.runtime import config as runtime_config
+
+    values: dict[str, Any] = {}
+    env_config = runtime_config.get_config_env()
+    if env_config:
+        values.update(env_config)
+    values.update(runtime_config.CONFIG.get())
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(
+        runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK has no public accessor
+    )
+    return {
+        key: RawValue(str(value), key in secret_keys)
+        for key, value in values.items()
+        if key.startswith(f"{PROJECT}:") or key in KNOWN_KEYS
+    }
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import os
 
 import modal
 
-from modal_app import options, settings
+from modal_app import contract, options
 
 APP_NAME = options.app_name(os.environ)
 GPUS = options.gpu_choices(os.environ)
@@ -37,8 +37,8 @@ app = modal.App(APP_NAME, image=image)
 
 # Modal's server checks the secret holds these keys when the deploy resolves it, so a
 # half-written secret fails the deploy instead of the first job.
-REQUIRED_KEYS = settings.required_keys(AUTH_MODE)
-runtime_secret = modal.Secret.from_name(settings.SECRET_NAME, required_keys=list(REQUIRED_KEYS))
+REQUIRED_KEYS = contract.required_keys(AUTH_MODE)
+runtime_secret = modal.Secret.from_name(contract.SECRET_NAME, required_keys=list(REQUIRED_KEYS))
 
 
 @app.function(gpu=list(GPUS), timeout=TIMEOUT_S, retries=RETRIES, secrets=[runtime_secret])

@@ -18,7 +18,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from modal_app import settings as keys
+from modal_app import contract
 from modal_app.errors import SettingsError, StorageError
 from modal_app.settings import Settings
 
@@ -42,11 +42,11 @@ def session_name(job: str, job_id: str | None) -> str:
 def _oidc_credentials(
     boto: boto3.session.Session, settings: Settings, environ: Mapping[str, str], session: str
 ) -> dict[str, Any]:
-    token = environ.get(keys.IDENTITY_TOKEN, "")
+    token = environ.get(contract.IDENTITY_TOKEN, "")
     if not token:
         raise SettingsError(
             [
-                f"{keys.IDENTITY_TOKEN}: is not set; Modal injects it only into deployed apps whose "
+                f"{contract.IDENTITY_TOKEN}: is not set; Modal injects it only into deployed apps whose "
                 "name is at most 64 letters, digits, '-', '.', '_' (or use access-key mode)"
             ]
         )
@@ -83,7 +83,7 @@ def s3_client(settings: Settings, environ: Mapping[str, str], session: str) -> A
     # A session of its own (boto3's default one is shared, mutable state), holding no
     # credentials: each client gets exactly the ones it should use.
     boto = boto3.session.Session(region_name=settings.region)
-    if settings.auth_mode == keys.OIDC:
+    if settings.auth_mode == contract.OIDC:
         credentials = _oidc_credentials(boto, settings, environ, session)
     else:
         credentials = {

@@ -1,8 +1,7 @@
-"""The runtime secret's contract: which keys the Modal secret holds, and what each may contain.
+"""The runtime configuration of one container, read from the runtime secret's keys.
 
-The Pulumi program imports the key names and `required_keys` from here to build the Modal secret
-`rentagpu-runtime`, and the app reads the same keys in its container, so the two can never drift.
-This module imports nothing but the standard library: the program can import it cheaply.
+The keys, the auth modes and the rules for each value are the contract's (`modal_app.contract`),
+which the Pulumi program builds the secret from, so the two can never drift.
 
 Two ways to get AWS credentials, chosen by which keys the secret holds:
 - OIDC (preferred): `AWS_ROLE_ARN`; the container trades Modal's identity token for short-lived
@@ -15,97 +14,36 @@ the app must not guess which identity it runs as.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
+from modal_app.contract import (
+    ACCESS_KEY,
+    ACCESS_KEY_ID,
+    ACCESS_KEY_KEYS,
+    AWS_REGION,
+    BUCKET,
+    CREDENTIAL_KEYS,
+    ENDPOINT_URL,
+    INPUT_PREFIX,
+    OIDC,
+    OUTPUT_PREFIX,
+    ROLE_ARN,
+    SECRET_ACCESS_KEY,
+    SECRET_NAME,
+    AuthMode,
+    bucket_problem,
+    prefix_problem,
+    prefixes_overlap,
+    region_problem,
+)
 from modal_app.errors import SettingsError
 
-SECRET_NAME = "rentagpu-runtime"
-
-AWS_REGION = "AWS_REGION"
-BUCKET = "RENTAGPU_BUCKET"
-INPUT_PREFIX = "RENTAGPU_INPUT_PREFIX"
-OUTPUT_PREFIX = "RENTAGPU_OUTPUT_PREFIX"
-ROLE_ARN = "AWS_ROLE_ARN"
-ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
-SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
-
-# Not secret keys: Modal injects the identity token into every container of an app whose name
-# qualifies, and the endpoint override exists for tests and S3-compatible stores.
-IDENTITY_TOKEN = "MODAL_IDENTITY_TOKEN"
-ENDPOINT_URL = "AWS_ENDPOINT_URL"
-
-OIDC = "oidc"
-ACCESS_KEY = "access-key"
-AUTH_MODES = (OIDC, ACCESS_KEY)
-AuthMode = Literal["oidc", "access-key"]
-
-COMMON_KEYS = (AWS_REGION, BUCKET, INPUT_PREFIX, OUTPUT_PREFIX)
-OIDC_KEYS = (ROLE_ARN,)
-ACCESS_KEY_KEYS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY)
-# Keys whose values are credentials: never echoed in an error, a repr or a log line.
-CREDENTIAL_KEYS = frozenset(ACCESS_KEY_KEYS)
-
-
-def required_keys(mode: str) -> tuple[str, ...]:
-    """The keys the runtime secret must hold in `mode` ("oidc" or "access-key")."""
-    if mode == OIDC:
-        return COMMON_KEYS + OIDC_KEYS
-    if mode == ACCESS_KEY:
-        return COMMON_KEYS + ACCESS_KEY_KEYS
-    raise ValueError(f"unknown auth mode {mode!r}; expected one of: {', '.join(AUTH_MODES)}")
-
-
-# The one definition of a valid region, bucket and prefix: the stack config (infra/config.py)
-# checks with these same functions, so a value the program accepted is one the app accepts.
-_REGION = re.compile(r"^(?:us|eu|ap|sa|ca|me|af|il|mx)(?:-gov)?-[a-z]+-\d$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.'()-]+$")
 _ROLE_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
 _ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 _ENDPOINT = re.compile(r"^https?://[^\s/]+(?::\d+)?/?$")
-
-
-def region_problem(value: str) -> str | None:
-    """None if `value` is an AWS region code, else what is allowed."""
-    if _REGION.fullmatch(value):
-        return None
-    return "an AWS region code such as 'us-east-1' or 'eu-west-2'"
-
-
-def bucket_problem(value: str) -> str | None:
-    """None if `value` is a valid S3 bucket name, else what is allowed."""
-    allowed = (
-        "an S3 bucket name: 3-63 lowercase letters, digits, '.', '-', starting and ending with a "
-        "letter or digit, no '..', not an IP address, no 'xn--' prefix or '-s3alias' suffix"
-    )
-    if not _BUCKET.fullmatch(value) or ".." in value or ".-" in value or "-." in value:
-        return allowed
-    if value.startswith(("xn--", "sthree-")) or value.endswith(("-s3alias", "--ol-s3")):
-        return allowed
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return allowed
-
-
-def prefix_problem(value: str) -> str | None:
-    """None if `value` is a safe key prefix (relative, '/'-terminated, no '..'), else what is."""
-    allowed = (
-        "a key prefix such as 'jobs/input/': relative (no leading '/'), ending in '/', "
-        "made of letters, digits and !_.'()- without '..', '.' or empty segments"
-    )
-    if not value or value.startswith("/") or not value.endswith("/") or len(value) > 512:
-        return allowed
-    for segment in value[:-1].split("/"):
-        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.fullmatch(segment):
-            return allowed
-    return None
 
 
 def _role_arn_problem(value: str) -> str | None:
@@ -167,11 +105,7 @@ class Settings:
         bucket = read(BUCKET, bucket_problem)
         input_prefix = read(INPUT_PREFIX, prefix_problem)
         output_prefix = read(OUTPUT_PREFIX, prefix_problem)
-        if (
-            input_prefix
-            and output_prefix
-            and (input_prefix.startswith(output_prefix) or output_prefix.startswith(input_prefix))
-        ):
+        if input_prefix and output_prefix and prefixes_overlap(input_prefix, output_prefix):
             problems.append(
                 f"{OUTPUT_PREFIX}: {output_prefix!r} overlaps {INPUT_PREFIX} {input_prefix!r}; "
                 "outputs must never land where inputs are read"

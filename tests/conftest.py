@@ -28,7 +28,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def renderings():
     """Both stacks rendered under mocks, once per session: {"dev": Rendering, "prod": Rendering}."""
-    from infra.render import render
+    from infra.tools.offline import render
     from tests.stacks import stack_config
 
     return {stack: render(stack_config(stack)) for stack in ("dev", "prod")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from infra.config import RawValue, StackConfig, parse_config
+from infra.core.config import RawValue, StackConfig, parse_config
 
 PLANTED = {
     "rentagpu:modalTokenId": "ak-planted" + secrets.token_hex(10),

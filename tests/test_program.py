@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.render import MOCK_ACCOUNT_ID, mock_access_key_id
+from infra.tools.offline import MOCK_ACCOUNT_ID, mock_access_key_id
 from tests.fakes.engine import InProcessEngine, ProviderCheckFailed
 from tests.fakes.modal_deploy import deploy_modal, deploy_modal_env  # noqa: F401
 from tests.fakes.modal_fixtures import CI_SERVICE_USER

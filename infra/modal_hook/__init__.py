@@ -1,34 +1,21 @@
 """The Modal hook: Pulumi dynamic resources for the stack's Modal environment, secrets and app.
 
-Importing this package imports `pulumi` but not `modal`: the SDK is loaded inside provider methods,
-so the offline plan (`python -m infra plan`) stays fast and makes no network call. Providers read
-`MODAL_TOKEN_ID`, `MODAL_TOKEN_SECRET` and `MODAL_SERVER_URL` when they run (see `client`).
+- `client`: the only module that touches the `modal` SDK's internals: one bounded connection per
+  provider call, credentials from the environment at call time, one clear error per failure.
+- `schema`, `validation`: each resource's properties declared once, and the pure checks of them.
+- `environment`, `secret`, `deployment`: one resource each (`ModalEnvironment`, `ModalSecret`,
+  `ModalAppDeployment`), with its provider's CRUD; `app_source`, `deploy_command`, `live_app` and
+  `smoke` are the deployment's parts.
+
+Importing this package imports neither `pulumi` nor `modal`; the resource modules import `pulumi`,
+and `modal` is loaded inside provider methods, so the offline plan stays fast and makes no network
+call.
+
+Pinned by state: Pulumi pickles each provider object into the stack's state, by reference to its
+class's module path. Once a stack has run `pulumi up`, these paths must keep working or that
+stack's refresh, update and delete break: `infra.modal_hook.environment.ModalEnvironmentProvider`,
+`infra.modal_hook.secret.ModalSecretProvider`, `infra.modal_hook.deployment.
+ModalAppDeploymentProvider`, and `infra.modal_hook.client.CallPolicy` (a provider attribute). To
+move one later, leave an importable alias at the old path, or migrate the state
+(docs/architecture.md).
 """
-
-from infra.modal_hook.client import CallPolicy, Failure, ModalCallError
-from infra.modal_hook.deployment import (
-    ModalAppDeployment,
-    ModalAppDeploymentArgs,
-    ModalAppDeploymentProvider,
-)
-from infra.modal_hook.environment import (
-    ModalEnvironment,
-    ModalEnvironmentArgs,
-    ModalEnvironmentProvider,
-)
-from infra.modal_hook.secret import ModalSecret, ModalSecretArgs, ModalSecretProvider
-
-__all__ = [
-    "CallPolicy",
-    "Failure",
-    "ModalAppDeployment",
-    "ModalAppDeploymentArgs",
-    "ModalAppDeploymentProvider",
-    "ModalCallError",
-    "ModalEnvironment",
-    "ModalEnvironmentArgs",
-    "ModalEnvironmentProvider",
-    "ModalSecret",
-    "ModalSecretArgs",
-    "ModalSecretProvider",
-]

@@ -13,7 +13,8 @@ Why not the SDK's own defaults:
   connection gets `CallPolicy.connect_timeout_s`, each attempt `attempt_timeout_s`, and the whole
   operation `deadline_s`; transient statuses are retried with capped exponential backoff.
 - SDK errors carry the server's text and a stack of SDK frames. Each failure here becomes one
-  `ModalCallError` (a `ModalHookError`) that says what failed and what fixes it. The hook's own
+  `ModalCallError` (a `ModalHookError`, in `infra.core.errors`) that says what failed and what
+  fixes it. The hook's own
   text is built from names only; the server's text is quoted with the token and every secret
   value the caller names replaced by `[secret]`, and no SDK exception is chained onto it.
 
@@ -24,7 +25,6 @@ that need it; importing this module imports neither `modal` nor `pulumi`.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 import threading
@@ -34,8 +34,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from infra.config import SecretStr
-from infra.errors import ModalHookError
+from infra.core.errors import Failure, ModalCallError
+from infra.core.secrets import SecretStr, redact
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +47,6 @@ SERVER_URL_VARIABLE = "MODAL_SERVER_URL"
 # Modal's own endpoints (modal.config.DEFAULT_SERVER_URL in 1.6.4), used when MODAL_SERVER_URL is
 # unset; kept here so that reading the environment needs no `import modal`.
 DEFAULT_SERVER_URL = "https://api.modal.com,https://api.modal2.com"
-
-
-class Failure(enum.Enum):
-    """Why a Modal call failed, for callers that handle some failures (NOT_FOUND on a read)."""
-
-    AUTH = "auth"
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    UNAVAILABLE = "unavailable"
-    NOT_FOUND = "not_found"
-    ALREADY_EXISTS = "already_exists"
-    PERMISSION_DENIED = "permission_denied"
-    INVALID = "invalid"
-    UNIMPLEMENTED = "unimplemented"
-    OTHER = "other"
-
-
-class ModalCallError(ModalHookError):
-    """A Modal call failed; `failure` says how, the message says what to do about it."""
-
-    def __init__(self, failure: Failure, message: str, *, rpc: str = "") -> None:
-        super().__init__(message)
-        self.failure = failure
-        self.rpc = rpc
 
 
 @dataclass(frozen=True)
@@ -143,19 +119,6 @@ _PERMISSION_FIX = (
     "workspace manager grants it with `modal environment roles update ENV USER --role "
     "contributor --service-user`."
 )
-
-
-# Shorter values are not redacted: replacing "v" or "dev" would garble every message, and text
-# only ever comes from the server here (the hook's own messages are built from names).
-MIN_REDACTED_LENGTH = 4
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in `text` by `[secret]`, longest first so none leaks in part."""
-    values = {s for s in secrets if len(s) >= MIN_REDACTED_LENGTH}
-    for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, "[secret]")
-    return text
 
 
 def _classify(exc: BaseException) -> str:
@@ -392,3 +355,29 @@ def _run_blocking(main: Callable[[], Awaitable[T]]) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+async def call_function(
+    api: ModalApi,
+    *,
+    app: str,
+    function: str,
+    version: int,
+    environment: str,
+    payload: Mapping[str, Any],
+) -> Any:
+    """Call one deployed version of a function on `api`'s connection and return its result.
+
+    Through the SDK's internal `_Function` (the public one would open a client of its own from the
+    caller's profile rather than use this connection and its token).
+    """
+    from modal._functions import _Function
+
+    handle = _Function.from_name(
+        app,
+        function,
+        version=version,
+        environment_name=environment,
+        client=api._client,  # noqa: SLF001 - the connection run_modal opened
+    )
+    return await handle.remote(dict(payload))

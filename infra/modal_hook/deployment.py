@@ -39,21 +39,15 @@ Inputs and outputs use the same snake_case names; outputs add `app_id`, `version
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import re
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
@@ -62,162 +56,65 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from infra.errors import DeployError
-from infra.modal_hook import validation
+from infra.core.errors import DeployError, ModalCallError
+from infra.core.resource_types import MODAL_APP_DEPLOYMENT_NAME, MODAL_MODULE
+from infra.modal_hook import app_source, validation
+from infra.modal_hook.app_source import APP_MODULE, SOURCE_PACKAGE, resolve_revision, source_hash
 from infra.modal_hook.client import (
     DEFAULT_POLICY,
-    SERVER_URL_VARIABLE,
-    TOKEN_ID_VARIABLE,
-    TOKEN_SECRET_VARIABLE,
     CallPolicy,
-    Failure,
     ModalApi,
-    ModalCallError,
-    ModalCredentials,
     credentials_from_env,
-    redact,
     run_modal,
 )
-from modal_app import options, settings  # the app's deploy-time and secret contracts (stdlib only)
+from infra.modal_hook.deploy_command import run_modal_deploy, tail
+from infra.modal_hook.live_app import LiveVersion, Target, find_live, live_version
+from infra.modal_hook.schema import Field, Schema, identity_from
+from infra.modal_hook.secret import lookup_secret
+from infra.modal_hook.smoke import rolled_back, run_smoke
+from modal_app import contract
 
 log = logging.getLogger(__name__)
 
-SOURCE_PACKAGE = "modal_app"
-APP_MODULE = "modal_app.app"
-SMOKE_PAYLOAD: Mapping[str, str] = {"job": "healthcheck"}
-REVISION_VARIABLE = "GITHUB_SHA"
 # `read` puts this in `source_hash` when the live version is not the one this stack deployed.
 DRIFT_MARKER = "drift: the live version was not deployed by this stack"
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_SHA = re.compile(r"^[0-9a-f]{40}$")
-_HASH = re.compile(r"^[0-9a-f]{64}$")
-_GPU = re.compile(r"^[A-Za-z0-9-]+(?::[1-8])?$")
-_REDEPLOY_KEYS = (
-    "function_name",
-    "gpus",
-    "auth_mode",
-    "runtime_secret_name",
-    "runtime_secret_id",
-    "source_hash",
-    "secret_fingerprint",
-    "modal_version",
-)
-# What the `modal deploy` subprocess may inherit: how to run Python and reach the network, and
-# nothing else. An allow-list, because the deploy runs the app module's code and the caller's
-# environment may hold any credential (CI tokens, a rotation's new or old secret, cloud keys).
-_INHERITED = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "LANG",
-        "TZ",
-        "TMPDIR",
-        "TEMP",
-        "TMP",
-        "SYSTEMROOT",
-        "VIRTUAL_ENV",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "REQUESTS_CA_BUNDLE",
-        "MODAL_CONFIG_PATH",
-    }
-)
-_INHERITED_PREFIXES = ("LC_", "PYTHON")
-_OUTPUT_TAIL_LINES = 12
-_SAID_LIMIT = 1500
+
+def _named(check):
+    return lambda prop, value, _news: check(prop, value)
 
 
-# ---------------------------------------------------------------------------------------------
-# What is deployed, and how it is named: pure functions, used by the program and the provider
-# ---------------------------------------------------------------------------------------------
-
-
-def shipped_files(root: Path) -> list[Path]:
-    """The files `modal deploy` ships: every `.py` file of the app package (Modal's default)."""
-    package = root / SOURCE_PACKAGE
-    return sorted(
-        path for path in package.rglob("*.py") if path.is_file() and "__pycache__" not in path.parts
+SCHEMA = Schema(
+    (
+        # Another name or environment is another app: deploy it, then stop the old one.
+        Field("environment_name", check=_named(validation.environment_name), change="replace"),
+        Field(
+            "app_name",
+            check=lambda p, v, _: validation.object_name(p, v, "app"),
+            change="replace",
+        ),
+        # Everything else that would change what runs is a redeploy.
+        Field("function_name", check=lambda p, v, _: validation.object_name(p, v, "function")),
+        Field("gpus", check=_named(validation.gpus), normalise=list),
+        Field(
+            "auth_mode",
+            check=lambda p, v, _: validation.choice(p, v, contract.AUTH_MODES),
+        ),
+        Field(
+            "runtime_secret_name",
+            check=lambda p, v, _: validation.object_name(p, v, "secret"),
+        ),
+        Field("runtime_secret_id", check=_named(validation.text)),
+        Field("source_hash", check=_named(validation.sha256_digest)),
+        # Secret whatever the caller marked: it is derived from the secret's values.
+        Field("secret_fingerprint", check=_named(validation.sha256_digest), secret=True),
+        Field("modal_version", check=_named(validation.text)),
+        Field("app_id", output=True),
+        Field("version", output=True),
+        Field("deployment_tag", output=True),
+        Field("smoke_summary", output=True),
     )
-
-
-def source_hash(root: Path | None = None) -> str:
-    """A content hash of the shipped files and their paths; changes exactly when they do."""
-    root = root or _PROJECT_ROOT
-    digest = hashlib.sha256(b"rentagpu modal_app source v1\0")
-    for path in shipped_files(root):
-        relative = path.relative_to(root).as_posix().encode()
-        digest.update(relative + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def secret_fingerprint(values: Mapping[str, str]) -> str:
-    """Changes whenever a runtime secret value does. Passed as a secret: it derives from them."""
-    canonical = json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(b"rentagpu runtime secret v1\0" + canonical.encode()).hexdigest()
-
-
-def resolve_revision(root: Path, environ: Mapping[str, str], fallback_hash: str) -> str:
-    """The deployment tag: `GITHUB_SHA`, else the checkout's HEAD (+`-dirty`), else the hash."""
-    sha = environ.get(REVISION_VARIABLE, "").strip().lower()
-    if _SHA.fullmatch(sha):
-        return sha
-    head = _git(root, "rev-parse", "HEAD")
-    if head is not None and _SHA.fullmatch(head):
-        changes = _git(root, "status", "--porcelain", "--untracked-files=all", "--", SOURCE_PACKAGE)
-        return head + ("-dirty" if changes else "")
-    return "src-" + fallback_hash[:12]
-
-
-def deploy_environment(
-    environ: Mapping[str, str],
-    credentials: ModalCredentials,
-    app_name: str,
-    gpus: Sequence[str],
-    auth_mode: str,
-) -> dict[str, str]:
-    """The environment of the `modal deploy` subprocess: the caller's locale, paths and proxies
-    (`_INHERITED`), the Modal token and server, and the settings `modal_app/app.py` reads. No other
-    variable passes, so no credential the deploy has no use for can reach the app's code."""
-    kept = {
-        key: value
-        for key, value in environ.items()
-        if key in _INHERITED or key.startswith(_INHERITED_PREFIXES)
-    }
-    return {
-        **kept,
-        SERVER_URL_VARIABLE: credentials.server_url,
-        TOKEN_ID_VARIABLE: credentials.token_id.reveal(),
-        TOKEN_SECRET_VARIABLE: credentials.token_secret.reveal(),
-        options.APP_NAME_VARIABLE: app_name,
-        options.GPUS_VARIABLE: ",".join(gpus),
-        options.AUTH_MODE_VARIABLE: auth_mode,
-        "NO_COLOR": "1",  # plain text, for the error message that quotes its last lines
-        "TERM": "dumb",
-        "COLUMNS": "200",
-    }
-
-
-def _git(root: Path, *args: str) -> str | None:
-    # Local only: rev-parse and status never touch a remote.
-    try:
-        result = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-# ---------------------------------------------------------------------------------------------
-# The resource
-# ---------------------------------------------------------------------------------------------
+)
 
 
 @dataclass(frozen=True)
@@ -233,55 +130,6 @@ class ModalAppDeploymentArgs:
     secret_fingerprint: pulumi.Input[str]
     source_hash: pulumi.Input[str]
     modal_version: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class _Target:
-    environment: str
-    app: str
-    function: str
-    secret_name: str
-    auth_mode: str
-    gpus: tuple[str, ...]
-
-    @classmethod
-    def from_props(cls, props: Mapping[str, Any]) -> _Target:
-        return cls(
-            environment=props["environment_name"],
-            app=props["app_name"],
-            function=props["function_name"],
-            secret_name=props["runtime_secret_name"],
-            auth_mode=props["auth_mode"],
-            gpus=tuple(props["gpus"]),
-        )
-
-    @property
-    def where(self) -> str:
-        return f"Modal app '{self.app}' in environment '{self.environment}'"
-
-    @property
-    def cli(self) -> str:
-        return f"{self.app} -e {self.environment}"
-
-
-@dataclass(frozen=True)
-class _Live:
-    """The app's live deployment: its id, version number and tag."""
-
-    app_id: str
-    version: int
-    tag: str
-    rollback_version: int = 0  # set when this version is a rollback to that one
-
-    def describe(self) -> str:
-        tag = f" (tag {self.tag})" if self.tag else ""
-        return f"v{self.version}{tag}"
-
-
-@dataclass(frozen=True)
-class _Smoke:
-    passed: bool
-    said: str  # a summary on success, what went wrong otherwise; never a secret
 
 
 class ModalAppDeploymentProvider(ResourceProvider):
@@ -308,38 +156,10 @@ class ModalAppDeploymentProvider(ResourceProvider):
 
     # -- the contract ----------------------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        gpus = news.get("gpus")
-        problems = [
-            *validation.environment_name("environment_name", news.get("environment_name")),
-            *validation.object_name("app_name", news.get("app_name"), "app"),
-            *validation.object_name("function_name", news.get("function_name"), "function"),
-            *validation.object_name(
-                "runtime_secret_name", news.get("runtime_secret_name"), "secret"
-            ),
-            *_gpu_problems(gpus),
-            *_choice("auth_mode", news.get("auth_mode"), settings.AUTH_MODES),
-            *_hash_problems("source_hash", news.get("source_hash")),
-            *_hash_problems("secret_fingerprint", news.get("secret_fingerprint")),
-            *_text_problems("runtime_secret_id", news.get("runtime_secret_id")),
-            *_text_problems("modal_version", news.get("modal_version")),
-        ]
-        inputs = {key: news.get(key) for key in ("environment_name", "app_name", *_REDEPLOY_KEYS)}
-        if isinstance(gpus, list | tuple):
-            inputs["gpus"] = list(gpus)
-        return CheckResult(inputs, [CheckFailure(prop, reason) for prop, reason in problems])
+        return SCHEMA.check(news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # Another name or environment is another app: deploy it, then stop the old one.
-        replaces = [
-            k for k in ("environment_name", "app_name") if _differs(olds.get(k), news.get(k))
-        ]
-        changed = [k for k in _REDEPLOY_KEYS if _differs(olds.get(k), news.get(k))]
-        return DiffResult(
-            changes=bool(replaces or changed),
-            replaces=replaces,
-            stables=[],
-            delete_before_replace=False,
-        )
+        return SCHEMA.diff(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._deploy(props, recorded=False)
@@ -349,8 +169,10 @@ class ModalAppDeploymentProvider(ResourceProvider):
         return UpdateResult(self._deploy(news, recorded=True))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        environment, app = _name_from(id_, props)
-        live = self._live(environment, app, f"read Modal app '{app}' in '{environment}'")
+        environment, app = identity_from(id_, props, ("environment_name", "app_name"))
+        live = live_version(
+            self.policy, environment, app, f"read Modal app '{app}' in '{environment}'"
+        )
         if live is None:
             log.warning("Modal app %r in %r is not deployed", app, environment)
             return ReadResult(id_="", outs={})
@@ -380,12 +202,12 @@ class ModalAppDeploymentProvider(ResourceProvider):
         return ReadResult(id_=id_, outs=outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        environment, app = _name_from(id_, props)
+        environment, app = identity_from(id_, props, ("environment_name", "app_name"))
 
         async def operation(api: ModalApi) -> None:
             from modal_proto import api_pb2
 
-            live = await _find_live(api, environment, app)
+            live = await find_live(api, environment, app)
             if live is None:
                 log.info("Modal app %r in %r is already stopped", app, environment)
                 return
@@ -400,8 +222,8 @@ class ModalAppDeploymentProvider(ResourceProvider):
     # -- the deploy ------------------------------------------------------------------------
     def _deploy(self, props: Mapping[str, Any], *, recorded: bool) -> dict[str, Any]:
         """Deploy, smoke-test, roll back on failure. `recorded`: the state holds a deployment."""
-        target = _Target.from_props(props)
-        root = Path(self.source_root) if self.source_root else _PROJECT_ROOT
+        target = Target.from_props(props)
+        root = Path(self.source_root) if self.source_root else app_source.PROJECT_ROOT
         shipped = source_hash(root)
         if shipped != props["source_hash"]:
             raise DeployError(
@@ -410,13 +232,42 @@ class ModalAppDeploymentProvider(ResourceProvider):
                 "deployed; run `pulumi up` again."
             )
         tag = resolve_revision(root, os.environ, shipped)
-        before = self._live(target.environment, target.app, f"look up {target.where}")
+        before = self._live(target)
 
         log.info("deploying %s as tag %s (modal deploy -m %s)", target.where, tag, APP_MODULE)
-        self._run_modal_deploy(target, tag, root, before)
+        run = run_modal_deploy(
+            root=root,
+            environ=os.environ,
+            credentials=credentials_from_env(),
+            environment=target.environment,
+            app_name=target.app,
+            gpus=target.gpus,
+            auth_mode=target.auth_mode,
+            tag=tag,
+            timeout_s=self.deploy_timeout_s,
+        )
+        if not run.succeeded:
+            raise self._refused(target, before, run.output, run.exit_text)
+        after = self._checked_live(target, before, tag)
+        log.info("%s is live as %s; running the smoke job", target.where, after.describe())
+
+        smoke = run_smoke(self.policy, target, after, self.smoke_timeout_s)
+        if not smoke.passed:
+            raise rolled_back(self.policy, target, before, after, smoke, recorded=recorded)
+        log.info("smoke job passed on %s: %s", after.describe(), smoke.said)
+        return {
+            **{name: props.get(name) for name in SCHEMA.names(inputs_only=True)},
+            "app_id": after.app_id,
+            "version": after.version,
+            "deployment_tag": after.tag or tag,
+            "smoke_summary": smoke.said,
+        }
+
+    def _checked_live(self, target: Target, before: LiveVersion | None, tag: str) -> LiveVersion:
+        """The version this deploy made live; a rollover when Modal saw nothing new to deploy."""
         rolled_over = False
         try:
-            after = self._live(target.environment, target.app, f"look up {target.where}")
+            after = self._live(target)
             if after is not None and before is not None and after == before:
                 rolled_over = True
                 # Modal skips a deploy in which it sees no change (say, only secret values
@@ -444,69 +295,17 @@ class ModalAppDeploymentProvider(ResourceProvider):
                 "deploy of the app ran at the same time. Nothing was smoke-tested or rolled "
                 f"back. Check `modal app history {target.cli}`, then run `pulumi up` again."
             )
-        log.info("%s is live as %s; running the smoke job", target.where, after.describe())
-
-        smoke = self._smoke(target, after)
-        if not smoke.passed:
-            raise self._rolled_back(target, before, after, smoke, recorded=recorded)
-        log.info("smoke job passed on %s: %s", after.describe(), smoke.said)
-        return {
-            **{key: props.get(key) for key in ("environment_name", "app_name", *_REDEPLOY_KEYS)},
-            "app_id": after.app_id,
-            "version": after.version,
-            "deployment_tag": after.tag or tag,
-            "smoke_summary": smoke.said,
-        }
-
-    def _run_modal_deploy(
-        self, target: _Target, tag: str, root: Path, before: _Live | None
-    ) -> None:
-        credentials = credentials_from_env()
-        environ = deploy_environment(
-            os.environ, credentials, target.app, target.gpus, target.auth_mode
-        )
-        command = [
-            sys.executable,
-            "-m",
-            "modal",
-            "deploy",
-            "-m",
-            APP_MODULE,
-            "--env",
-            target.environment,
-            "--name",
-            target.app,
-            "--tag",
-            tag,
-        ]
-        tokens = (credentials.token_id.reveal(), credentials.token_secret.reveal())
-        try:
-            result = subprocess.run(
-                command,
-                cwd=root,
-                env=environ,
-                capture_output=True,
-                text=True,
-                timeout=self.deploy_timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            output, exit_text = "", f"did not finish within {self.deploy_timeout_s:g} s"
-        else:
-            if result.returncode == 0:
-                for line in _tail(redact(result.stdout, tokens)):
-                    log.info("modal deploy: %s", line)
-                return
-            output = redact(result.stdout + "\n" + result.stderr, tokens)
-            exit_text = f"exited {result.returncode}"
-        raise self._refused(target, before, output, exit_text)
+        return after
 
     def _refused(
-        self, target: _Target, before: _Live | None, output: str, exit_text: str
+        self, target: Target, before: LiveVersion | None, output: str, exit_text: str
     ) -> DeployError:
         """The error for a deploy that did not go through: why, and what is live now."""
         missing = self._secret_problem(target)
-        live = self._live_or_none(target)
+        try:
+            live = self._live(target)
+        except ModalCallError:
+            live = None
         if live is None:
             now = "No version of the app is live."
         elif before is not None and live == before:
@@ -520,7 +319,7 @@ class ModalAppDeploymentProvider(ResourceProvider):
                 "the secret is gone), then `pulumi up`, which writes the secret before it "
                 "deploys."
             )
-        lines = "\n".join(f"    {line}" for line in _tail(output))
+        lines = "\n".join(f"    {line}" for line in tail(output))
         return DeployError(
             f"Could not deploy {target.where}: `modal deploy` {exit_text}. {now}\n"
             f"  Its last lines:\n{lines}\n"
@@ -529,14 +328,12 @@ class ModalAppDeploymentProvider(ResourceProvider):
             f"{target.cli}` lists the versions."
         )
 
-    def _secret_problem(self, target: _Target) -> str | None:
+    def _secret_problem(self, target: Target) -> str | None:
         """Why the runtime secret cannot serve the app, or None if it can (or cannot be told)."""
-        from infra.modal_hook.secret import _lookup  # the same lookup the secret's read uses
-
-        required = settings.required_keys(target.auth_mode)
+        required = contract.required_keys(target.auth_mode)
 
         async def operation(api: ModalApi) -> str | None:
-            live = await _lookup(api, target.environment, target.secret_name)
+            live = await lookup_secret(api, target.environment, target.secret_name)
             if live is None:
                 return (
                     f"the runtime secret '{target.secret_name}' does not exist in environment "
@@ -555,130 +352,24 @@ class ModalAppDeploymentProvider(ResourceProvider):
         except ModalCallError:
             return None
 
-    # -- after the deploy ------------------------------------------------------------------
-    def _live(self, environment: str, app: str, action: str) -> _Live | None:
-        async def operation(api: ModalApi) -> _Live | None:
-            return await _find_live(api, environment, app)
+    def _live(self, target: Target) -> LiveVersion | None:
+        return live_version(self.policy, target.environment, target.app, f"look up {target.where}")
 
-        return run_modal(action, operation, policy=self.policy)
-
-    def _live_or_none(self, target: _Target) -> _Live | None:
-        try:
-            return self._live(target.environment, target.app, f"look up {target.where}")
-        except ModalCallError:
-            return None
-
-    def _rollover(self, target: _Target, live: _Live) -> _Live:
-        async def operation(api: ModalApi) -> _Live | None:
+    def _rollover(self, target: Target, live: LiveVersion) -> LiveVersion:
+        async def operation(api: ModalApi) -> LiveVersion | None:
             from modal_proto import api_pb2
 
             await api.call("AppRollover", api_pb2.AppRolloverRequest(app_id=live.app_id))
-            return await _find_live(api, target.environment, target.app)
+            return await find_live(api, target.environment, target.app)
 
         log.info("%s: Modal saw no change to deploy; rolling containers over", target.where)
         rolled = run_modal(f"roll over {target.where}", operation, policy=self.policy)
         return rolled or live
 
-    def _smoke(self, target: _Target, live: _Live) -> _Smoke:
-        """Run the smoke job on exactly the version just deployed and judge its answer."""
-        policy = replace(self.policy, deadline_s=self.smoke_timeout_s)
 
-        async def operation(api: ModalApi) -> _Smoke:
-            from modal._functions import _Function
-
-            function = _Function.from_name(
-                target.app,
-                target.function,
-                version=live.version,
-                environment_name=target.environment,
-                client=api._client,  # noqa: SLF001 - the connection run_modal opened
-            )
-            try:
-                result = await function.remote(dict(SMOKE_PAYLOAD))
-            except Exception as exc:  # the job raised, or its container never started
-                return _Smoke(False, f"it raised {type(exc).__name__}: {exc}")
-            return _judge(result)
-
-        try:
-            smoke = run_modal(f"run the smoke job of {target.where}", operation, policy=policy)
-        except ModalCallError as error:
-            smoke = _Smoke(False, f"it could not be run: {error}")
-        credentials = credentials_from_env()
-        tokens = (credentials.token_id.reveal(), credentials.token_secret.reveal())
-        return _Smoke(smoke.passed, _clip(redact(smoke.said, tokens)))
-
-    def _rolled_back(
-        self,
-        target: _Target,
-        before: _Live | None,
-        failed: _Live,
-        smoke: _Smoke,
-        *,
-        recorded: bool,
-    ) -> DeployError:
-        """Undo a deploy whose smoke job failed; the error says what happened and what is live."""
-        first = before is None or before.app_id != failed.app_id
-
-        async def operation(api: ModalApi) -> _Live | None:
-            from modal_proto import api_pb2
-
-            if first:
-                request = api_pb2.AppStopRequest(
-                    app_id=failed.app_id, source=api_pb2.APP_STOP_SOURCE_PYTHON_CLIENT
-                )
-                await api.call("AppStop", request)
-            else:
-                assert before is not None
-                request = api_pb2.AppRollbackRequest(app_id=failed.app_id, version=before.version)
-                await api.call("AppRollback", request)
-            return await _find_live(api, target.environment, target.app)
-
-        what = "rolled back" if not first else "stopped (it was the app's first deploy)"
-        log.error("%s: smoke job failed on %s; %s", target.where, failed.describe(), what)
-        header = (
-            f"The deploy of {target.where} failed its smoke test, "
-            f"run_gpu_job({json.dumps(dict(SMOKE_PAYLOAD))}).\n"
-            f"  deployed:  {failed.describe()}, by this update\n"
-            f"  smoke job: {smoke.said}\n"
-        )
-        investigate = (
-            f"  Investigate: `modal app logs {target.cli}` (the failed containers' output), "
-            f"`modal app history {target.cli}` (the versions); fix the cause, then run "
-            "`pulumi up` again, which redeploys and reruns the smoke job. "
-            + (
-                "Pulumi's state still records the deployment from before this update."
-                if recorded
-                else "Pulumi's state records no deployment of the app."
-            )
-        )
-        try:
-            live = run_modal(f"roll back {target.where}", operation, policy=self.policy)
-        except ModalCallError as error:
-            by_hand = (
-                f"`modal app rollback {target.cli} v{before.version}`"
-                if not first and before is not None
-                else f"`modal app stop {target.cli}`"
-            )
-            return DeployError(
-                header
-                + f"  live now:  {failed.describe()}, the version that FAILED: it could not be "
-                f"{'rolled back' if not first else 'stopped'} ({error}).\n"
-                + f"  Do it by hand now: {by_hand}.\n"
-                + investigate
-            )
-        if first:
-            now = "nothing: this was the app's first deploy, so the app was stopped"
-        elif live is not None and before is not None:
-            now = (
-                f"v{live.version}, a rollback to {before.describe()}, the version that was live "
-                "before this update"
-            )
-        else:
-            now = "nothing (the app is not deployed after the rollback)"
-        return DeployError(header + f"  live now:  {now}\n" + investigate)
-
-
-class ModalAppDeployment(pulumi.dynamic.Resource, module="rentagpu", name="ModalAppDeployment"):
+class ModalAppDeployment(
+    pulumi.dynamic.Resource, module=MODAL_MODULE, name=MODAL_APP_DEPLOYMENT_NAME
+):
     """The GPU app deployed to Modal and smoke-tested (see the module docstring)."""
 
     environment_name: pulumi.Output[str]
@@ -704,128 +395,7 @@ class ModalAppDeployment(pulumi.dynamic.Resource, module="rentagpu", name="Modal
         *,
         provider: ModalAppDeploymentProvider | None = None,
     ) -> None:
-        props = {
-            "environment_name": args.environment_name,
-            "app_name": args.app_name,
-            "function_name": args.function_name,
-            "gpus": args.gpus,
-            "auth_mode": args.auth_mode,
-            "runtime_secret_name": args.runtime_secret_name,
-            "runtime_secret_id": args.runtime_secret_id,
-            # Secret whatever the caller marked: it is derived from the secret's values.
-            "secret_fingerprint": pulumi.Output.secret(args.secret_fingerprint),
-            "source_hash": args.source_hash,
-            "modal_version": args.modal_version,
-            "app_id": None,
-            "version": None,
-            "deployment_tag": None,
-            "smoke_summary": None,
-        }
-        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["secret_fingerprint"])
-        opts = pulumi.ResourceOptions.merge(opts, secret_outputs)
-        super().__init__(provider or ModalAppDeploymentProvider(), resource_name, props, opts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared by the provider methods
-# ---------------------------------------------------------------------------------------------
-
-
-async def _find_live(api: ModalApi, environment: str, app: str) -> _Live | None:
-    """The app's live deployment, or None when no version is deployed (or the environment is gone).
-
-    AppGetByDeploymentName names only a deployed app; its history lists versions newest first.
-    """
-    from modal_proto import api_pb2
-
-    request = api_pb2.AppGetByDeploymentNameRequest(name=app, environment_name=environment)
-    try:
-        reply = await api.call("AppGetByDeploymentName", request)
-    except ModalCallError as exc:
-        if exc.failure is Failure.NOT_FOUND:
-            return None
-        raise
-    if not reply.app_id:
-        return None
-    history = await api.call(
-        "AppDeploymentHistory", api_pb2.AppDeploymentHistoryRequest(app_id=reply.app_id)
-    )
-    entries = list(history.app_deployment_histories)
-    if not entries:
-        return _Live(reply.app_id, reply.lifecycle.version, "")
-    number = history.production_app_version or max(e.version for e in entries)
-    entry = next((e for e in entries if e.version == number), entries[0])
-    return _Live(reply.app_id, entry.version, entry.tag, entry.rollback_version)
-
-
-def _judge(result: Any) -> _Smoke:
-    """A passing healthcheck reports `ready`; anything else fails, with its own reasons."""
-    if not isinstance(result, Mapping):
-        return _Smoke(False, f"it returned {type(result).__name__}, not the healthcheck report")
-    if result.get("ready") is True:
-        device = result.get("device") or "an unknown device"
-        return _Smoke(True, f"ready on {device} ({result.get('backend')})")
-    problems = [str(p) for p in result.get("problems") or []]
-    listed = "; ".join(problems) if problems else "no reason given"
-    return _Smoke(False, f"it reported not ready: {listed}")
-
-
-def _tail(text: str) -> list[str]:
-    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-_OUTPUT_TAIL_LINES:]
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _SAID_LIMIT else text[: _SAID_LIMIT - 3] + "..."
-
-
-def _name_from(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
-    """Environment and app name from stored outputs, or from the id (`ENV/APP`) on an import."""
-    environment, _, app = id_.partition("/")
-    return props.get("environment_name") or environment, props.get("app_name") or app
-
-
-def _differs(old: Any, new: Any) -> bool:
-    if validation.is_unknown(new):
-        return True
-    if isinstance(new, list | tuple):
-        return (
-            not isinstance(old, list | tuple)
-            or any(validation.is_unknown(v) for v in new)
-            or list(old) != list(new)
+        props = SCHEMA.props({name: getattr(args, name) for name in SCHEMA.names(inputs_only=True)})
+        super().__init__(
+            provider or ModalAppDeploymentProvider(), resource_name, props, SCHEMA.options(opts)
         )
-    return old != new
-
-
-def _gpu_problems(value: Any) -> validation.Problems:
-    if validation.is_unknown(value):
-        return []
-    if not isinstance(value, list | tuple) or not value:
-        return [("gpus", "must list at least one GPU type, first choice first")]
-    bad = [
-        g
-        for g in value
-        if not validation.is_unknown(g) and not (isinstance(g, str) and _GPU.fullmatch(g))
-    ]
-    if bad:
-        return [("gpus", f"{bad!r}: each must be a Modal GPU type such as 'H100' or 'A100-80GB:2'")]
-    return []
-
-
-def _choice(prop: str, value: Any, choices: tuple[str, ...]) -> validation.Problems:
-    if validation.is_unknown(value) or value in choices:
-        return []
-    return [(prop, f"must be one of: {', '.join(choices)}")]
-
-
-def _hash_problems(prop: str, value: Any) -> validation.Problems:
-    # The message never quotes the value: secret_fingerprint is derived from secrets.
-    if validation.is_unknown(value) or (isinstance(value, str) and _HASH.fullmatch(value)):
-        return []
-    return [(prop, "must be a sha256 hex digest (64 lowercase hex characters)")]
-
-
-def _text_problems(prop: str, value: Any) -> validation.Problems:
-    if validation.is_unknown(value) or (isinstance(value, str) and value):
-        return []
-    return [(prop, "must be a non-empty string")]

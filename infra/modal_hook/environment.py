@@ -25,7 +25,6 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
@@ -34,17 +33,12 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from infra.config import StackConfig
-from infra.errors import ModalHookError
+from infra.core.config import StackConfig
+from infra.core.errors import Failure, ModalCallError, ModalHookError
+from infra.core.resource_types import MODAL_ENVIRONMENT_NAME, MODAL_MODULE
 from infra.modal_hook import validation
-from infra.modal_hook.client import (
-    DEFAULT_POLICY,
-    CallPolicy,
-    Failure,
-    ModalApi,
-    ModalCallError,
-    run_modal,
-)
+from infra.modal_hook.client import DEFAULT_POLICY, CallPolicy, ModalApi, run_modal
+from infra.modal_hook.schema import Field, Schema
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +46,32 @@ log = logging.getLogger(__name__)
 # that no longer exists: both differ from any configured role, so refresh reports them as drift.
 INHERITED_SUFFIX = " (inherited)"
 NOT_IN_WORKSPACE = "(not in workspace)"
-_MANAGED = ("restricted", "service_user_roles")
+
+SCHEMA = Schema(
+    (
+        # A new name is a new environment.
+        Field(
+            "environment_name",
+            check=lambda p, v, _: validation.environment_name(p, v),
+            change="replace",
+        ),
+        Field("restricted", check=lambda p, v, _: validation.boolean(p, v), default=False),
+        Field(
+            "service_user_roles",
+            check=lambda p, v, _: validation.service_user_roles(p, v),
+            default={},
+            normalise=lambda roles: dict(sorted(roles.items())),
+        ),
+        # The hook's own setting: recorded in state, never sent to Modal.
+        Field(
+            "allow_deletion",
+            check=lambda p, v, _: validation.boolean(p, v),
+            default=False,
+            change="none",
+        ),
+        Field("environment_id", output=True),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -95,34 +114,10 @@ class ModalEnvironmentProvider(ResourceProvider):
         self.policy = policy
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        roles = news.get("service_user_roles", {})
-        problems = [
-            *validation.environment_name("environment_name", news.get("environment_name")),
-            *validation.boolean("restricted", news.get("restricted", False)),
-            *validation.service_user_roles("service_user_roles", roles),
-            *validation.boolean("allow_deletion", news.get("allow_deletion", False)),
-        ]
-        inputs = {
-            "environment_name": news.get("environment_name"),
-            "restricted": news.get("restricted", False),
-            "service_user_roles": dict(sorted(roles.items()))
-            if isinstance(roles, Mapping)
-            else roles,
-            "allow_deletion": news.get("allow_deletion", False),
-        }
-        return CheckResult(inputs, [CheckFailure(prop, reason) for prop, reason in problems])
+        return SCHEMA.check(news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = []
-        if _differs(olds.get("environment_name"), news.get("environment_name")):
-            replaces.append("environment_name")  # a new name is a new environment
-        changed = [k for k in (*_MANAGED, "allow_deletion") if _differs(olds.get(k), news.get(k))]
-        return DiffResult(
-            changes=bool(replaces or changed),
-            replaces=replaces,
-            stables=[],
-            delete_before_replace=False,
-        )
+        return SCHEMA.diff(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         name = props["environment_name"]
@@ -175,7 +170,7 @@ class ModalEnvironmentProvider(ResourceProvider):
         name = news["environment_name"]
         restricted = bool(news.get("restricted", False))
         roles = dict(news.get("service_user_roles") or {})
-        if not any(_differs(olds.get(k), news.get(k)) for k in _MANAGED):
+        if not SCHEMA.changed(olds, news, "update"):
             # Only allow_deletion changed: that is the hook's own setting, nothing to send.
             return UpdateResult({**_stored_outputs(olds), "allow_deletion": news["allow_deletion"]})
 
@@ -219,7 +214,7 @@ class ModalEnvironmentProvider(ResourceProvider):
         run_modal(f"delete Modal environment '{name}'", operation, policy=self.policy)
 
 
-class ModalEnvironment(pulumi.dynamic.Resource, module="rentagpu", name="ModalEnvironment"):
+class ModalEnvironment(pulumi.dynamic.Resource, module=MODAL_MODULE, name=MODAL_ENVIRONMENT_NAME):
     """The stack's Modal environment (see the module docstring for what is guaranteed)."""
 
     environment_name: pulumi.Output[str]
@@ -236,23 +231,20 @@ class ModalEnvironment(pulumi.dynamic.Resource, module="rentagpu", name="ModalEn
         *,
         provider: ModalEnvironmentProvider | None = None,
     ) -> None:
-        props = {
-            "environment_name": args.environment_name,
-            "restricted": args.restricted,
-            "service_user_roles": args.service_user_roles,
-            "allow_deletion": args.allow_deletion,
-            "environment_id": None,
-        }
-        super().__init__(provider or ModalEnvironmentProvider(), resource_name, props, opts)
+        props = SCHEMA.props(
+            {
+                "environment_name": args.environment_name,
+                "restricted": args.restricted,
+                "service_user_roles": args.service_user_roles,
+                "allow_deletion": args.allow_deletion,
+            }
+        )
+        super().__init__(
+            provider or ModalEnvironmentProvider(), resource_name, props, SCHEMA.options(opts)
+        )
 
 
-# ---------------------------------------------------------------------------------------------
-# Steps shared by the provider methods
-# ---------------------------------------------------------------------------------------------
-
-
-def _differs(old: Any, new: Any) -> bool:
-    return validation.is_unknown(new) or old != new
+# Steps shared by the provider methods.
 
 
 def _outputs(env: _LiveEnvironment, roles: Mapping[str, str], props: Mapping[str, Any]):

@@ -25,7 +25,6 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
@@ -34,15 +33,11 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from infra.core.errors import Failure, ModalCallError
+from infra.core.resource_types import MODAL_MODULE, MODAL_SECRET_NAME
 from infra.modal_hook import validation
-from infra.modal_hook.client import (
-    DEFAULT_POLICY,
-    CallPolicy,
-    Failure,
-    ModalApi,
-    ModalCallError,
-    run_modal,
-)
+from infra.modal_hook.client import DEFAULT_POLICY, CallPolicy, ModalApi, run_modal
+from infra.modal_hook.schema import Field, Schema, differs, identity_from
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +50,40 @@ class ModalSecretArgs:
     required_keys: Sequence[str] = ()
 
 
+SCHEMA = Schema(
+    (
+        # A secret under another name or in another environment is a new secret; Pulumi creates
+        # it before deleting the old one, so the app's secret exists throughout.
+        Field(
+            "environment_name",
+            check=lambda p, v, _: validation.environment_name(p, v),
+            change="replace",
+        ),
+        Field(
+            "secret_name",
+            check=lambda p, v, _: validation.object_name(p, v, "secret"),
+            change="replace",
+        ),
+        Field(
+            "values",
+            check=lambda p, v, news: validation.secret_values(p, v, news.get("required_keys")),
+            normalise=dict,
+            secret=True,
+        ),
+        Field(
+            "required_keys",
+            check=lambda p, v, _: validation.required_keys(p, v),
+            default=[],
+            normalise=lambda keys: sorted(set(keys)),
+        ),
+        Field("keys", output=True),
+        Field("secret_id", output=True),
+    )
+)
+
+
 @dataclass(frozen=True)
-class _LiveSecret:
+class LiveSecret:
     id: str
     keys: tuple[str, ...]
 
@@ -69,42 +96,12 @@ class ModalSecretProvider(ResourceProvider):
         self.policy = policy
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        values = news.get("values")
-        required = news.get("required_keys") or []
-        problems = [
-            *validation.environment_name("environment_name", news.get("environment_name")),
-            *validation.object_name("secret_name", news.get("secret_name"), "secret"),
-            *validation.required_keys("required_keys", required),
-            *validation.secret_values("values", values, required),
-        ]
-        inputs = {
-            "environment_name": news.get("environment_name"),
-            "secret_name": news.get("secret_name"),
-            "values": dict(values) if isinstance(values, Mapping) else values,
-            "required_keys": sorted(set(required)) if isinstance(required, list) else required,
-        }
-        return CheckResult(inputs, [CheckFailure(prop, reason) for prop, reason in problems])
+        return SCHEMA.check(news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # A secret under another name or in another environment is a new secret; Pulumi creates
-        # it before deleting the old one, so the app's secret exists throughout.
-        replaces = [
-            key
-            for key in ("environment_name", "secret_name")
-            if _differs(olds.get(key), news.get(key))
-        ]
-        values = news.get("values")
-        changed = (
-            _differs(olds.get("values"), values)
-            or _differs(olds.get("keys"), _key_names(values))
-            or _differs(olds.get("required_keys"), news.get("required_keys"))
-        )
-        return DiffResult(
-            changes=bool(replaces) or changed,
-            replaces=replaces,
-            stables=[],
-            delete_before_replace=False,
-        )
+        # Keys read back by refresh that differ from the values' keys are drift to repair.
+        keys_drifted = differs(olds.get("keys"), _key_names(news.get("values")))
+        return SCHEMA.diff(olds, news, also_changed=keys_drifted)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         environment, name, values = _identity(props)
@@ -112,10 +109,10 @@ class ModalSecretProvider(ResourceProvider):
         return CreateResult(id_=f"{environment}/{name}", outs=_outputs(props, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        environment, name = _name_from(id_, props)
+        environment, name = identity_from(id_, props, ("environment_name", "secret_name"))
 
-        async def operation(api: ModalApi) -> _LiveSecret | None:
-            return await _lookup(api, environment, name)
+        async def operation(api: ModalApi) -> LiveSecret | None:
+            return await lookup_secret(api, environment, name)
 
         action = f"read Modal secret '{name}' in environment '{environment}'"
         live = run_modal(action, operation, policy=self.policy, secrets=_secret_strings(props))
@@ -135,17 +132,17 @@ class ModalSecretProvider(ResourceProvider):
         environment, name, values = _identity(news)
         if olds.get("values") == values and olds.get("keys") == _key_names(values):
             # Only required_keys changed: the hook's own check, nothing to send to Modal.
-            return UpdateResult(_outputs(news, _LiveSecret(olds.get("secret_id", ""), ())))
+            return UpdateResult(_outputs(news, LiveSecret(olds.get("secret_id", ""), ())))
         live = self._write(environment, name, values, verb="update")
         return UpdateResult(_outputs(news, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        environment, name = _name_from(id_, props)
+        environment, name = identity_from(id_, props, ("environment_name", "secret_name"))
 
         async def operation(api: ModalApi) -> None:
             from modal_proto import api_pb2
 
-            live = await _lookup(api, environment, name)
+            live = await lookup_secret(api, environment, name)
             if live is None:
                 log.info("Modal secret %r in %r is already gone", name, environment)
                 return
@@ -158,10 +155,10 @@ class ModalSecretProvider(ResourceProvider):
         action = f"delete Modal secret '{name}' in environment '{environment}'"
         run_modal(action, operation, policy=self.policy, secrets=_secret_strings(props))
 
-    def _write(self, environment: str, name: str, values: dict[str, str], verb: str) -> _LiveSecret:
+    def _write(self, environment: str, name: str, values: dict[str, str], verb: str) -> LiveSecret:
         """Create or overwrite the whole secret in one call (`modal secret create --force`)."""
 
-        async def operation(api: ModalApi) -> _LiveSecret:
+        async def operation(api: ModalApi) -> LiveSecret:
             from modal_proto import api_pb2
 
             log.info(
@@ -188,13 +185,13 @@ class ModalSecretProvider(ResourceProvider):
                         rpc="SecretGetOrCreate",
                     ) from None
                 raise
-            return _LiveSecret(reply.secret_id, tuple(sorted(values)))
+            return LiveSecret(reply.secret_id, tuple(sorted(values)))
 
         action = f"{verb} Modal secret '{name}' in environment '{environment}'"
         return run_modal(action, operation, policy=self.policy, secrets=values.values())
 
 
-class ModalSecret(pulumi.dynamic.Resource, module="rentagpu", name="ModalSecret"):
+class ModalSecret(pulumi.dynamic.Resource, module=MODAL_MODULE, name=MODAL_SECRET_NAME):
     """A named Modal secret (see the module docstring for what is guaranteed)."""
 
     environment_name: pulumi.Output[str]
@@ -212,38 +209,21 @@ class ModalSecret(pulumi.dynamic.Resource, module="rentagpu", name="ModalSecret"
         *,
         provider: ModalSecretProvider | None = None,
     ) -> None:
-        props = {
-            "environment_name": args.environment_name,
-            "secret_name": args.secret_name,
-            # Secret as a whole, whatever the caller marked: every value is a credential.
-            "values": pulumi.Output.secret(args.values),
-            "required_keys": sorted(set(args.required_keys)),
-            "keys": None,
-            "secret_id": None,
-        }
-        # The engine re-marks outputs named like secret inputs; this states it for `values` too.
-        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["values"])
-        opts = pulumi.ResourceOptions.merge(opts, secret_outputs)
-        super().__init__(provider or ModalSecretProvider(), resource_name, props, opts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared by the provider methods
-# ---------------------------------------------------------------------------------------------
-
-
-def _differs(old: Any, new: Any) -> bool:
-    if validation.is_unknown(new):
-        return True
-    if isinstance(new, Mapping):
-        return (
-            not isinstance(old, Mapping)
-            or any(validation.is_unknown(v) for v in new.values())
-            or dict(old) != dict(new)
+        # `values` is secret as a whole, whatever the caller marked: every value is a credential.
+        props = SCHEMA.props(
+            {
+                "environment_name": args.environment_name,
+                "secret_name": args.secret_name,
+                "values": args.values,
+                "required_keys": sorted(set(args.required_keys)),
+            }
         )
-    if isinstance(new, list | tuple):
-        return not isinstance(old, list | tuple) or list(old) != list(new)
-    return old != new
+        super().__init__(
+            provider or ModalSecretProvider(), resource_name, props, SCHEMA.options(opts)
+        )
+
+
+# Helpers shared by the provider methods.
 
 
 def _key_names(values: Any) -> Any:
@@ -254,18 +234,12 @@ def _identity(props: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
     return props["environment_name"], props["secret_name"], dict(props["values"])
 
 
-def _name_from(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
-    """Environment and name from stored outputs, or from the id (`ENV/NAME`) on an import."""
-    environment, _, name = id_.partition("/")
-    return props.get("environment_name") or environment, props.get("secret_name") or name
-
-
 def _secret_strings(props: Mapping[str, Any]) -> list[str]:
     values = props.get("values")
     return [v for v in values.values() if isinstance(v, str)] if isinstance(values, Mapping) else []
 
 
-def _outputs(props: Mapping[str, Any], live: _LiveSecret) -> dict[str, Any]:
+def _outputs(props: Mapping[str, Any], live: LiveSecret) -> dict[str, Any]:
     values = dict(props.get("values") or {})
     return {
         "environment_name": props.get("environment_name"),
@@ -277,7 +251,7 @@ def _outputs(props: Mapping[str, Any], live: _LiveSecret) -> dict[str, Any]:
     }
 
 
-async def _lookup(api: ModalApi, environment: str, name: str) -> _LiveSecret | None:
+async def lookup_secret(api: ModalApi, environment: str, name: str) -> LiveSecret | None:
     """The secret's id and key names, or None when it (or its environment) does not exist.
 
     A lookup is SecretGetOrCreate with no creation type, what `modal.Secret.from_name` sends.
@@ -291,4 +265,4 @@ async def _lookup(api: ModalApi, environment: str, name: str) -> _LiveSecret | N
         if exc.failure is Failure.NOT_FOUND:
             return None
         raise
-    return _LiveSecret(reply.secret_id, tuple(sorted(reply.metadata.keys)))
+    return LiveSecret(reply.secret_id, tuple(sorted(reply.metadata.keys)))

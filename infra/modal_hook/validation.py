@@ -11,23 +11,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-ROLES = ("contributor", "viewer", "no-access")
-
-# Pulumi's marker for a value that is not known during a preview (pulumi.runtime.rpc.UNKNOWN),
-# repeated here so that checking needs no `pulumi` import.
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+from infra.core.config_schema import MODAL_ROLES as ROLES
+from infra.core.wire import is_unknown
 
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APP_ID = re.compile(r"^ap-[A-Za-z0-9]{22}$")
 _SERVICE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_GPU = re.compile(r"^[A-Za-z0-9-]+(?::[1-8])?$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 Problems = list[tuple[str, str]]
-
-
-def is_unknown(value: Any) -> bool:
-    return isinstance(value, str) and value == UNKNOWN
 
 
 def environment_name(prop: str, value: Any) -> Problems:
@@ -120,3 +115,33 @@ def required_keys(prop: str, value: Any) -> Problems:
         for k in value
         if not _ENV_VAR.fullmatch(k)
     ]
+
+
+def gpus(prop: str, value: Any) -> Problems:
+    if is_unknown(value):
+        return []
+    if not isinstance(value, list | tuple) or not value:
+        return [(prop, "must list at least one GPU type, first choice first")]
+    bad = [g for g in value if not is_unknown(g) and not (isinstance(g, str) and _GPU.fullmatch(g))]
+    if bad:
+        return [(prop, f"{bad!r}: each must be a Modal GPU type such as 'H100' or 'A100-80GB:2'")]
+    return []
+
+
+def choice(prop: str, value: Any, choices: tuple[str, ...]) -> Problems:
+    if is_unknown(value) or value in choices:
+        return []
+    return [(prop, f"must be one of: {', '.join(choices)}")]
+
+
+def sha256_digest(prop: str, value: Any) -> Problems:
+    # The message never quotes the value: a fingerprint is derived from secrets.
+    if is_unknown(value) or (isinstance(value, str) and _SHA256.fullmatch(value)):
+        return []
+    return [(prop, "must be a sha256 hex digest (64 lowercase hex characters)")]
+
+
+def text(prop: str, value: Any) -> Problems:
+    if is_unknown(value) or (isinstance(value, str) and value):
+        return []
+    return [(prop, "must be a non-empty string")]

@@ -1,15 +1,15 @@
 """The checklist in `infra.policies` as pulumi-policy policies, for the real engine.
 
-`build_policies()` wraps every validator in a `ResourceValidationPolicy` or
-`StackValidationPolicy`; `__main__.py` hands them to `PolicyPack`, which serves them to the engine.
-Nothing here starts a server, so tests call `policy.validate(args, report)` directly.
+`build_policies()` wraps every validator of `infra.policies.checklist` in a
+`ResourceValidationPolicy` or `StackValidationPolicy`; `__main__.py` hands them to `PolicyPack`, which
+serves them to the engine. Nothing here starts a server, so tests call `policy.validate(args, report)`
+directly.
 
 How the analyzer shows secrets (pulumi 3.272 engine, pulumi-policy 1.21.0):
 
 - The engine sends each resource's inputs to `Analyze`, `Remediate` and (outputs) `AnalyzeStack`
   with secrets kept as secrets (`MarshalOptions{KeepSecrets: true}` in the engine's analyzer
-  plugin), i.e. as `{"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-  "value": ...}` envelopes, decrypted.
+  plugin), i.e. as the secret envelopes of `infra.core.wire`, decrypted.
 - pulumi-policy's `Analyze` and `AnalyzeStack` deserialize those with `proxy_secrets=False`: the
   envelope is dropped and a validation policy sees the plain value in `args.props`, with nothing
   to tell that it was secret (pulumi/pulumi-policy#241, still open; its own integration test
@@ -29,7 +29,7 @@ MANDATORY. If the level is changed by policy config, no marks arrive and the pol
 instead of guessing: a secret check that cannot see secrets must not pass.
 
 Also from the SDK: during a preview an unknown input raises `UnknownValueError` when read through
-`args.props`; `plain()` below turns such values into `infra.policies.UNKNOWN` so one unknown value
+`args.props`; `plain()` below turns such values into the engine's unknown marker (`infra.core.wire.UNKNOWN`) so one unknown value
 does not stop a whole policy. Stack config arrives as the `PULUMI_CONFIG` environment variable
 (secrets decrypted); `context_from_environment` reads the few keys the checks use.
 """
@@ -62,16 +62,10 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
 )
 
-from infra import policies
-from infra.config import PROJECT
-from infra.policies import (
-    DEFAULT_ACCESS_KEY_MAX_AGE_DAYS,
-    UNKNOWN,
-    PolicyContext,
-    Resource,
-    ResourcePolicy,
-    StackPolicy,
-)
+from infra.core.config_schema import KEY, full_key
+from infra.core.wire import UNKNOWN
+from infra.policies.checklist import RESOURCE_POLICIES, STACK_POLICIES
+from infra.policies.model import PolicyContext, Resource, ResourcePolicy, StackPolicy
 
 PACK_NAME = "rentagpu-security"
 PACK_DESCRIPTION = (
@@ -95,9 +89,7 @@ _LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel
 ContextProvider = Callable[[], PolicyContext]
 
 
-# ---------------------------------------------------------------------------------------------
-# From the SDK's proxies to plain data
-# ---------------------------------------------------------------------------------------------
+# From the SDK's proxies to plain data.
 
 
 def _raw(value: Any) -> Any:
@@ -164,23 +156,22 @@ class SecretMarks:
             return self._by_urn.pop(urn, None)
 
 
-# ---------------------------------------------------------------------------------------------
-# Stack config
-# ---------------------------------------------------------------------------------------------
+# Stack config.
 
 
 def context_from_config(config: Mapping[str, Any], stack: str | None) -> PolicyContext:
     """The checks' context from stack config (`project:key` → value, as `PULUMI_CONFIG` has it)."""
 
     def get(key: str) -> str | None:
-        value = config.get(f"{PROJECT}:{key}")
+        value = config.get(full_key(key))
         return None if value is None else str(value)
 
     owner, repository = get("githubOwner"), get("githubRepository")
-    max_age = DEFAULT_ACCESS_KEY_MAX_AGE_DAYS
+    max_age_key = KEY["accessKeyMaxAgeDays"]
+    max_age = max_age_key.default
     try:
-        configured = int(get("accessKeyMaxAgeDays") or DEFAULT_ACCESS_KEY_MAX_AGE_DAYS)
-        if 1 <= configured <= 365:  # the range infra/config.py accepts
+        configured = int(get(max_age_key.name) or max_age_key.default)
+        if max_age_key.low <= configured <= max_age_key.high:  # type: ignore[operator]
             max_age = configured
     except ValueError:
         pass  # the program's own config check reports it, naming the key
@@ -203,9 +194,7 @@ def context_from_environment(environ: Mapping[str, str] | None = None) -> Policy
     return context_from_config(config, environ.get("PULUMI_STACK"))
 
 
-# ---------------------------------------------------------------------------------------------
-# Policies
-# ---------------------------------------------------------------------------------------------
+# Policies.
 
 
 def _resource_policy(
@@ -274,8 +263,8 @@ def _stack_policy(spec: StackPolicy, context: ContextProvider) -> StackValidatio
 def build_policies(
     context: ContextProvider = context_from_environment, marks: SecretMarks | None = None
 ) -> list[Policy]:
-    """Every check in `infra.policies` as a pulumi-policy policy, in the checklist's order."""
+    """Every check of the checklist as a pulumi-policy policy, in the checklist's order."""
     marks = marks or SecretMarks()
-    built: list[Policy] = [_resource_policy(p, context, marks) for p in policies.RESOURCE_POLICIES]
-    built += [_stack_policy(p, context) for p in policies.STACK_POLICIES]
+    built: list[Policy] = [_resource_policy(p, context, marks) for p in RESOURCE_POLICIES]
+    built += [_stack_policy(p, context) for p in STACK_POLICIES]
     return built

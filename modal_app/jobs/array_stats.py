@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modal_app import keys
+from modal_app import object_keys
 from modal_app.accelerator import Accelerator
 from modal_app.aws import session_name
 from modal_app.context import JobContext
@@ -34,7 +34,9 @@ MAX_JSON_BYTES = 64 * 1024**2  # parsed JSON takes ~10x its size in memory
 MAX_COLUMNS = 1024  # the result is one JSON document; keep it readable
 MAX_QUANTILES = 16
 DEFAULT_QUANTILES = (0.25, 0.5, 0.75)
-_ANY_KEY = re.compile(r"^.+$", re.DOTALL)  # the real checks need the prefixes: keys.input_key
+_ANY_KEY = re.compile(
+    r"^.+$", re.DOTALL
+)  # the real checks need the prefixes: object_keys.input_key
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,13 @@ class Params:
 
 def parse(fields: Fields, context: JobContext) -> Params:
     job_id = fields.string(
-        "job_id", pattern=keys.JOB_ID, allowed=keys.JOB_ID_ALLOWED, max_length=128
+        "job_id", pattern=object_keys.JOB_ID, allowed=object_keys.JOB_ID_ALLOWED, max_length=128
     )
     raw_key = fields.string(
         "input_key",
         pattern=_ANY_KEY,
-        allowed=f"an S3 key ending in {' or '.join(keys.INPUT_SUFFIXES)}",
-        max_length=keys.MAX_KEY_BYTES,
+        allowed=f"an S3 key ending in {' or '.join(object_keys.INPUT_SUFFIXES)}",
+        max_length=object_keys.MAX_KEY_BYTES,
     )
     quantiles = fields.numbers(
         "quantiles", low=0.0, high=1.0, max_items=MAX_QUANTILES, default=DEFAULT_QUANTILES
@@ -61,8 +63,8 @@ def parse(fields: Fields, context: JobContext) -> Params:
     settings = context.settings()  # the prefixes live in the runtime secret
     return Params(
         job_id=job_id,
-        input_key=keys.input_key(settings, "input_key", raw_key),
-        output_key=keys.output_key(settings, job_id),
+        input_key=object_keys.input_key(settings, "input_key", raw_key),
+        output_key=object_keys.output_key(settings, job_id),
         quantiles=quantiles,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from modal_app import settings as keys
+from modal_app import contract
 from modal_app.accelerator import nvidia_smi, package_version
 from modal_app.context import JobContext
 from modal_app.errors import SettingsError
@@ -39,9 +39,9 @@ def run(params: None, context: JobContext) -> dict[str, Any]:
         auth_mode = context.settings().auth_mode
     except SettingsError as error:
         problems.extend(f"runtime secret: {problem}" for problem in error.problems)
-    if auth_mode == keys.OIDC and not context.environ.get(keys.IDENTITY_TOKEN):
+    if auth_mode == contract.OIDC and not context.environ.get(contract.IDENTITY_TOKEN):
         problems.append(
-            f"{keys.IDENTITY_TOKEN} is not set: the runtime role cannot be assumed (Modal injects "
+            f"{contract.IDENTITY_TOKEN} is not set: the runtime role cannot be assumed (Modal injects "
             "it only into deployed apps with a qualifying name)"
         )
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from infra.render import render
+from infra.tools.offline import render
 from tests.cloud.conftest import CLOUD_CREDENTIALS, require
 from tests.stacks import stack_config
 

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from infra.config import parse_config
-from infra.plan import load_config
+from infra.core.config import parse_config
+from infra.tools.plan import load_config
 from tests.cloud.conftest import require
 
 pytestmark = pytest.mark.cloud

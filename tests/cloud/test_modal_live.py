@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import parse_config
-from infra.modal_hook import ModalEnvironmentProvider, ModalSecretProvider
-from infra.plan import load_config
-from modal_app import settings
+from infra.core.config import parse_config
+from infra.modal_hook.environment import ModalEnvironmentProvider
+from infra.modal_hook.secret import ModalSecretProvider
+from infra.tools.plan import load_config
+from modal_app import contract
 from tests.cloud.conftest import require
 
 pytestmark = pytest.mark.cloud
@@ -31,8 +32,8 @@ def test_environment_and_runtime_secret_match_the_stack(stack, monkeypatch) -> N
     assert environment.outs["service_user_roles"] == roles
 
     secret = ModalSecretProvider().read(
-        f"{stack}/{settings.SECRET_NAME}",
-        {"environment_name": stack, "secret_name": settings.SECRET_NAME},
+        f"{stack}/{contract.SECRET_NAME}",
+        {"environment_name": stack, "secret_name": contract.SECRET_NAME},
     )
-    assert secret.id, f"Modal secret {settings.SECRET_NAME!r} is missing in {stack!r}"
-    assert sorted(secret.outs["keys"]) == sorted(settings.required_keys(cfg.aws.auth_mode))
+    assert secret.id, f"Modal secret {contract.SECRET_NAME!r} is missing in {stack!r}"
+    assert sorted(secret.outs["keys"]) == sorted(contract.required_keys(cfg.aws.auth_mode))

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import dill
 
-from infra.render import RecordingMocks, Rendering, is_secret, render
+from infra.core.wire import unwrap
+from infra.tools.offline import RecordingMocks, Rendering, render
 
 PROVIDER_KEY = "__provider"
 
@@ -33,16 +34,6 @@ PROVIDER_KEY = "__provider"
 def load_provider(blob: str) -> Any:
     """Unpickle a provider the way Pulumi's dynamic provider host does (the blob is our own)."""
     return dill.loads(base64.b64decode(blob))  # noqa: S301
-
-
-def _plain(value: Any) -> Any:
-    if is_secret(value):
-        return _plain(value.get("value"))
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 class ResourceHandler(Protocol):
@@ -101,9 +92,9 @@ class InProcessEngine:
                 return self._run_handled(handler, args, result)
             if PROVIDER_KEY not in args.inputs:
                 return None
-            blob = _plain(args.inputs[PROVIDER_KEY])
+            blob = unwrap(args.inputs[PROVIDER_KEY])
             provider = load_provider(blob)
-            news = {k: _plain(v) for k, v in args.inputs.items() if k != PROVIDER_KEY}
+            news = {k: unwrap(v) for k, v in args.inputs.items() if k != PROVIDER_KEY}
             old = state.get(args.name)
             checked = provider.check(old.inputs if old else {}, news)
             if checked.failures:
@@ -164,7 +155,7 @@ class InProcessEngine:
     def _run_handled(
         self, handler: ResourceHandler, args: Any, result: UpResult
     ) -> tuple[str, dict[str, Any]]:
-        inputs = {k: _plain(v) for k, v in args.inputs.items()}
+        inputs = {k: unwrap(v) for k, v in args.inputs.items()}
         old = self.state.get(args.name)
         if old is None:
             id_, outputs = handler.create(args.name, inputs)

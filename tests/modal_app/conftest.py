@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from infra import iam, names
-from modal_app import settings as keys
+from infra.core import names
+from infra.stages.aws import iam
+from modal_app import contract
 from modal_app.context import JobContext, s3_store
 from modal_app.settings import Settings
 from modal_app.storage import JobStore
@@ -33,10 +34,10 @@ VALUES = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
 
 # A runtime secret's values, as the Pulumi program would write them (bucket-free unit tests).
 COMMON = {
-    keys.AWS_REGION: "eu-west-2",
-    keys.BUCKET: "rentagpu-dev-data",
-    keys.INPUT_PREFIX: "inputs/",
-    keys.OUTPUT_PREFIX: "outputs/",
+    contract.AWS_REGION: "eu-west-2",
+    contract.BUCKET: "rentagpu-dev-data",
+    contract.INPUT_PREFIX: "inputs/",
+    contract.OUTPUT_PREFIX: "outputs/",
 }
 ROLE = "arn:aws:iam::123456789012:role/rentagpu/dev/rentagpu-dev-runtime"
 
@@ -44,8 +45,8 @@ ROLE = "arn:aws:iam::123456789012:role/rentagpu/dev/rentagpu-dev-runtime"
 def fake_key_pair() -> dict[str, str]:
     """An access key pair made at run time: no credential-shaped literal lives in the repo."""
     return {
-        keys.ACCESS_KEY_ID: "TEST" + secrets.token_hex(8).upper(),
-        keys.SECRET_ACCESS_KEY: secrets.token_urlsafe(30),
+        contract.ACCESS_KEY_ID: "TEST" + secrets.token_hex(8).upper(),
+        contract.SECRET_ACCESS_KEY: secrets.token_urlsafe(30),
     }
 
 
@@ -97,11 +98,11 @@ def bucket(moto_server: MotoServer) -> str:  # noqa: F811
 
 def _common(server: MotoServer, bucket: str) -> dict[str, str]:
     return {
-        keys.AWS_REGION: server.region,
-        keys.BUCKET: bucket,
-        keys.INPUT_PREFIX: INPUT_PREFIX,
-        keys.OUTPUT_PREFIX: OUTPUT_PREFIX,
-        keys.ENDPOINT_URL: server.endpoint_url,
+        contract.AWS_REGION: server.region,
+        contract.BUCKET: bucket,
+        contract.INPUT_PREFIX: INPUT_PREFIX,
+        contract.OUTPUT_PREFIX: OUTPUT_PREFIX,
+        contract.ENDPOINT_URL: server.endpoint_url,
     }
 
 
@@ -111,8 +112,8 @@ def access_key_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F8
         iam.runtime_policy(bucket, INPUT_PREFIX, OUTPUT_PREFIX), path=names.iam_path(ENVIRONMENT)
     )
     environ = _common(moto_server, bucket) | {
-        keys.ACCESS_KEY_ID: user.credentials.access_key_id,
-        keys.SECRET_ACCESS_KEY: user.credentials.secret_access_key,
+        contract.ACCESS_KEY_ID: user.credentials.access_key_id,
+        contract.SECRET_ACCESS_KEY: user.credentials.secret_access_key,
     }
     return Stack(moto_server, bucket, environ)
 
@@ -127,16 +128,16 @@ def oidc_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F811
         path=names.iam_path(ENVIRONMENT),
     )
     environ = _common(moto_server, bucket) | {
-        keys.ROLE_ARN: role_arn,
-        keys.IDENTITY_TOKEN: modal_token(),
+        contract.ROLE_ARN: role_arn,
+        contract.IDENTITY_TOKEN: modal_token(),
     }
     return Stack(moto_server, bucket, environ)
 
 
-@pytest.fixture(params=[keys.ACCESS_KEY, keys.OIDC])
+@pytest.fixture(params=[contract.ACCESS_KEY, contract.OIDC])
 def stack(request: pytest.FixtureRequest) -> Stack:
     """The same tests in both auth modes."""
-    fixture = "access_key_stack" if request.param == keys.ACCESS_KEY else "oidc_stack"
+    fixture = "access_key_stack" if request.param == contract.ACCESS_KEY else "oidc_stack"
     return request.getfixturevalue(fixture)
 
 

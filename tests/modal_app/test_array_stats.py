@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modal_app import keys
+from modal_app import object_keys
 from modal_app.accelerator import Accelerator
 from modal_app.aws import session_name
 from modal_app.errors import PayloadError
@@ -99,13 +99,13 @@ def settings() -> Settings:
     "key", ["inputs/a.npy", "inputs/2026/11/28/batch (1).json", "inputs/x=1,y=2.npy"]
 )
 def test_keys_under_the_input_prefix_are_accepted_unchanged(key: str) -> None:
-    assert keys.input_key(settings(), "input_key", key) == key
+    assert object_keys.input_key(settings(), "input_key", key) == key
 
 
 def test_the_output_key_is_derived_from_the_job_id_only() -> None:
-    assert keys.output_key(settings(), "run-7.a_b") == "outputs/run-7.a_b.json"
+    assert object_keys.output_key(settings(), "run-7.a_b") == "outputs/run-7.a_b.json"
     with pytest.raises(PayloadError, match="job_id"):
-        keys.output_key(settings(), "../x")
+        object_keys.output_key(settings(), "../x")
 
 
 def test_session_names_say_which_job_ran_and_fit_sts_limits() -> None:

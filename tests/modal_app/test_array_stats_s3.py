@@ -10,7 +10,7 @@ import botocore.exceptions
 import numpy as np
 import pytest
 
-from modal_app import settings as keys
+from modal_app import contract
 from modal_app.aws import s3_client
 from modal_app.context import JobContext
 from modal_app.errors import PayloadError, SettingsError, StorageError
@@ -191,7 +191,7 @@ def test_enforcement_is_really_on(moto_server: MotoServer, bucket: str) -> None:
 def test_an_identity_token_of_another_function_cannot_assume_the_role(
     oidc_stack: Stack, subject: str
 ) -> None:
-    environ = oidc_stack.environ | {keys.IDENTITY_TOKEN: modal_token(subject)}
+    environ = oidc_stack.environ | {contract.IDENTITY_TOKEN: modal_token(subject)}
     before = oidc_stack.snapshot()
 
     with pytest.raises(StorageError, match="could not assume .*AccessDenied"):
@@ -201,9 +201,9 @@ def test_an_identity_token_of_another_function_cannot_assume_the_role(
 
 
 def test_oidc_mode_without_an_identity_token_says_why(oidc_stack: Stack) -> None:
-    environ = {k: v for k, v in oidc_stack.environ.items() if k != keys.IDENTITY_TOKEN}
+    environ = {k: v for k, v in oidc_stack.environ.items() if k != contract.IDENTITY_TOKEN}
 
-    with pytest.raises(SettingsError, match=keys.IDENTITY_TOKEN):
+    with pytest.raises(SettingsError, match=contract.IDENTITY_TOKEN):
         execute(stats_payload("no-token-1"), JobContext(environ=environ))
 
 

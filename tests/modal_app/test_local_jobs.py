@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from modal_app import settings as keys
+from modal_app import contract
 from modal_app.accelerator import package_version
 from modal_app.app import run_gpu_job
 from modal_app.errors import PayloadError, SettingsError
@@ -18,7 +18,12 @@ from tests.modal_app.conftest import COMMON, ROLE, fake_key_pair
 
 @pytest.fixture(autouse=True)
 def no_runtime_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (*keys.COMMON_KEYS, *keys.OIDC_KEYS, *keys.ACCESS_KEY_KEYS, keys.IDENTITY_TOKEN):
+    for name in (
+        *contract.COMMON_KEYS,
+        *contract.OIDC_KEYS,
+        *contract.ACCESS_KEY_KEYS,
+        contract.IDENTITY_TOKEN,
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -42,17 +47,17 @@ def test_healthcheck_reports_what_this_machine_has() -> None:
 def test_healthcheck_checks_the_runtime_secret_and_identity_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in (COMMON | {keys.ROLE_ARN: ROLE}).items():
+    for name, value in (COMMON | {contract.ROLE_ARN: ROLE}).items():
         monkeypatch.setenv(name, value)
 
     without_token = run_gpu_job.local({"job": "healthcheck"})
-    monkeypatch.setenv(keys.IDENTITY_TOKEN, "a.b.c")
+    monkeypatch.setenv(contract.IDENTITY_TOKEN, "a.b.c")
     with_token = run_gpu_job.local({"job": "healthcheck"})
 
     assert without_token["auth_mode"] == with_token["auth_mode"] == "oidc"
-    assert any(p.startswith(keys.IDENTITY_TOKEN) for p in without_token["problems"])
+    assert any(p.startswith(contract.IDENTITY_TOKEN) for p in without_token["problems"])
     assert not any(
-        "runtime secret" in p or keys.IDENTITY_TOKEN in p for p in with_token["problems"]
+        "runtime secret" in p or contract.IDENTITY_TOKEN in p for p in with_token["problems"]
     )
 
 
@@ -64,7 +69,10 @@ def test_healthcheck_never_shows_a_credential(monkeypatch: pytest.MonkeyPatch) -
     report = json.dumps(run_gpu_job.local({"job": "healthcheck"}))
 
     assert '"auth_mode": "access-key"' in report
-    assert pair[keys.SECRET_ACCESS_KEY] not in report and pair[keys.ACCESS_KEY_ID] not in report
+    assert (
+        pair[contract.SECRET_ACCESS_KEY] not in report
+        and pair[contract.ACCESS_KEY_ID] not in report
+    )
 
 
 @pytest.mark.parametrize(

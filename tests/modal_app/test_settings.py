@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from infra import config as stack_config
-from infra import names
-from modal_app import options
-from modal_app import settings as keys
+from modal_app import contract
+from modal_app.contract import required_keys
 from modal_app.errors import SettingsError
-from modal_app.settings import Settings, required_keys
+from modal_app.settings import Settings
 from tests.modal_app.conftest import COMMON, ROLE, fake_key_pair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,9 +25,9 @@ def problems_of(environ: dict[str, str]) -> list[str]:
 
 
 def test_oidc_mode_is_chosen_by_the_role_arn() -> None:
-    settings = Settings.from_env(COMMON | {keys.ROLE_ARN: ROLE})
+    settings = Settings.from_env(COMMON | {contract.ROLE_ARN: ROLE})
 
-    assert settings.auth_mode == keys.OIDC
+    assert settings.auth_mode == contract.OIDC
     assert (settings.region, settings.bucket) == ("eu-west-2", "rentagpu-dev-data")
     assert (settings.input_prefix, settings.output_prefix) == ("inputs/", "outputs/")
     assert settings.role_arn == ROLE and settings.access_key_id is None
@@ -40,10 +38,10 @@ def test_access_key_mode_is_chosen_by_the_keys_and_never_shows_them() -> None:
     pair = fake_key_pair()
     settings = Settings.from_env(COMMON | pair)
 
-    assert settings.auth_mode == keys.ACCESS_KEY
-    assert settings.secret_access_key == pair[keys.SECRET_ACCESS_KEY]
-    assert pair[keys.SECRET_ACCESS_KEY] not in repr(settings)
-    assert pair[keys.ACCESS_KEY_ID] not in repr(settings)
+    assert settings.auth_mode == contract.ACCESS_KEY
+    assert settings.secret_access_key == pair[contract.SECRET_ACCESS_KEY]
+    assert pair[contract.SECRET_ACCESS_KEY] not in repr(settings)
+    assert pair[contract.ACCESS_KEY_ID] not in repr(settings)
 
 
 def test_required_keys_per_mode() -> None:
@@ -66,36 +64,36 @@ def test_required_keys_per_mode() -> None:
         required_keys("sso")
 
 
-@pytest.mark.parametrize("mode", keys.AUTH_MODES)
+@pytest.mark.parametrize("mode", contract.AUTH_MODES)
 def test_a_secret_with_exactly_the_required_keys_is_accepted(mode: str) -> None:
-    values = COMMON | {keys.ROLE_ARN: ROLE} | fake_key_pair()
+    values = COMMON | {contract.ROLE_ARN: ROLE} | fake_key_pair()
     assert Settings.from_env({k: values[k] for k in required_keys(mode)}).auth_mode == mode
 
 
 def test_an_empty_secret_names_every_missing_key_at_once() -> None:
     problems = problems_of({})
 
-    assert [p.split(":")[0] for p in problems] == [*keys.COMMON_KEYS, keys.ROLE_ARN]
+    assert [p.split(":")[0] for p in problems] == [*contract.COMMON_KEYS, contract.ROLE_ARN]
     assert all("is required" in p for p in problems)
 
 
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        (keys.AWS_REGION, "the-moon", "an AWS region code"),
-        (keys.AWS_REGION, "us-east-1\n", "an AWS region code"),
-        (keys.BUCKET, "Rentagpu_Data", "an S3 bucket name"),
-        (keys.BUCKET, "s3://rentagpu-data", "an S3 bucket name"),
-        (keys.INPUT_PREFIX, "/abs/", "relative"),
-        (keys.INPUT_PREFIX, "inputs", "ending in '/'"),
-        (keys.INPUT_PREFIX, "a/../b/", "without '..'"),
-        (keys.OUTPUT_PREFIX, "inputs/results/", "overlaps"),
-        (keys.ROLE_ARN, "arn:aws:iam::123:user/someone", "an IAM role ARN"),
-        (keys.ENDPOINT_URL, "ftp://example", "an http(s) URL"),
+        (contract.AWS_REGION, "the-moon", "an AWS region code"),
+        (contract.AWS_REGION, "us-east-1\n", "an AWS region code"),
+        (contract.BUCKET, "Rentagpu_Data", "an S3 bucket name"),
+        (contract.BUCKET, "s3://rentagpu-data", "an S3 bucket name"),
+        (contract.INPUT_PREFIX, "/abs/", "relative"),
+        (contract.INPUT_PREFIX, "inputs", "ending in '/'"),
+        (contract.INPUT_PREFIX, "a/../b/", "without '..'"),
+        (contract.OUTPUT_PREFIX, "inputs/results/", "overlaps"),
+        (contract.ROLE_ARN, "arn:aws:iam::123:user/someone", "an IAM role ARN"),
+        (contract.ENDPOINT_URL, "ftp://example", "an http(s) URL"),
     ],
 )
 def test_an_invalid_value_is_named_with_what_is_allowed(key: str, value: str, words: str) -> None:
-    problems = problems_of(COMMON | {keys.ROLE_ARN: ROLE, key: value})
+    problems = problems_of(COMMON | {contract.ROLE_ARN: ROLE, key: value})
 
     assert len(problems) == 1
     assert problems[0].startswith(f"{key}: ")
@@ -103,39 +101,35 @@ def test_an_invalid_value_is_named_with_what_is_allowed(key: str, value: str, wo
 
 
 def test_both_modes_at_once_are_refused() -> None:
-    (problem,) = problems_of(COMMON | {keys.ROLE_ARN: ROLE} | fake_key_pair())
+    (problem,) = problems_of(COMMON | {contract.ROLE_ARN: ROLE} | fake_key_pair())
 
-    assert keys.ROLE_ARN in problem and keys.ACCESS_KEY_ID in problem and "both set" in problem
+    assert (
+        contract.ROLE_ARN in problem and contract.ACCESS_KEY_ID in problem and "both set" in problem
+    )
 
 
 def test_half_a_key_pair_names_the_missing_half_and_never_echoes_the_other() -> None:
     pair = fake_key_pair()
-    missing_secret = problems_of(COMMON | {keys.ACCESS_KEY_ID: pair[keys.ACCESS_KEY_ID]})
+    missing_secret = problems_of(COMMON | {contract.ACCESS_KEY_ID: pair[contract.ACCESS_KEY_ID]})
     bad_id = problems_of(
-        COMMON | pair | {keys.ACCESS_KEY_ID: "lower-" + pair[keys.SECRET_ACCESS_KEY]}
+        COMMON | pair | {contract.ACCESS_KEY_ID: "lower-" + pair[contract.SECRET_ACCESS_KEY]}
     )
 
     assert missing_secret == [
-        f"{keys.SECRET_ACCESS_KEY}: is required (set by the Modal secret 'rentagpu-runtime')"
+        f"{contract.SECRET_ACCESS_KEY}: is required (set by the Modal secret 'rentagpu-runtime')"
     ]
-    assert bad_id[0].startswith(f"{keys.ACCESS_KEY_ID}: its value is not valid")
-    assert pair[keys.SECRET_ACCESS_KEY] not in str(bad_id)
-
-
-def test_the_contract_matches_what_the_pulumi_program_uses() -> None:
-    assert keys.SECRET_NAME == names.RUNTIME_SECRET_NAME
-    assert keys.AUTH_MODES == stack_config.AUTH_MODES
-    assert options.GPU_TYPES == stack_config.GPU_TYPES
-    assert options.DEFAULT_GPUS == stack_config.DEFAULT_GPUS
-    assert options.DEFAULT_APP_NAME == stack_config.DEFAULT_APP_NAME
-    assert options.APP_NAME_VARIABLE == names.APP_NAME_VARIABLE
+    assert bad_id[0].startswith(f"{contract.ACCESS_KEY_ID}: its value is not valid")
+    assert pair[contract.SECRET_ACCESS_KEY] not in str(bad_id)
 
 
 def test_importing_the_contract_is_cheap() -> None:
-    """The Pulumi program imports it: no modal, boto3 or numpy may come along."""
+    """The Pulumi program imports it: no modal, boto3 or numpy, nor any other part of the app,
+    may come along."""
     code = (
-        "import json, sys, modal_app.settings;"
-        "print(json.dumps([m for m in ('modal', 'boto3', 'botocore', 'numpy') if m in sys.modules]))"
+        "import json, sys, modal_app.contract;"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('modal', 'boto3', 'botocore', 'numpy') or m.startswith('modal_app.') and"
+        " m != 'modal_app.contract')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True

@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi.dynamic import ResourceProvider
 
-from infra.modal_hook import CallPolicy
+from infra.modal_hook.client import CallPolicy
 from tests.fakes.modal_fixtures import CI_SERVICE_USER
 
 # Short bounds so fault tests finish in seconds; the shape (retries, backoff) is the default's.

@@ -13,14 +13,15 @@ import traceback
 import pytest
 from grpclib import Status
 
-from infra.errors import ModalHookError
-from infra.modal_hook import CallPolicy, Failure, ModalCallError, ModalEnvironmentProvider
+from infra.core.errors import Failure, ModalCallError, ModalHookError
 from infra.modal_hook.client import (
     DEFAULT_POLICY,
     DEFAULT_SERVER_URL,
+    CallPolicy,
     credentials_from_env,
     redact,
 )
+from infra.modal_hook.environment import ModalEnvironmentProvider
 from tests.modal_hook.support import FAST, checked, dev_environment, planted, runtime_secret
 
 

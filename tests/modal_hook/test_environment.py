@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from modal_proto import api_pb2
 
-from infra.errors import ModalHookError
-from infra.modal_hook import Failure, ModalCallError
+from infra.core.errors import Failure, ModalCallError, ModalHookError
 from infra.modal_hook.environment import INHERITED_SUFFIX, ModalEnvironmentArgs
 from tests.fakes.modal_fixtures import CI_SERVICE_USER
 from tests.modal_hook.support import checked, dev_environment, prod_environment
@@ -201,7 +200,7 @@ def test_check_accepts_unknown_values_during_preview(environment_provider):
 
 
 def test_args_from_stack_config():
-    from infra.config import RawValue, parse_config
+    from infra.core.config import RawValue, parse_config
 
     raw = {
         "rentagpu:environment": RawValue("prod"),

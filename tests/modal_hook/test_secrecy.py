@@ -19,13 +19,9 @@ from grpclib import Status
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 
-from infra.errors import ModalHookError
-from infra.modal_hook import (
-    ModalEnvironmentProvider,
-    ModalSecret,
-    ModalSecretArgs,
-    ModalSecretProvider,
-)
+from infra.core.errors import ModalHookError
+from infra.modal_hook.environment import ModalEnvironmentProvider
+from infra.modal_hook.secret import ModalSecret, ModalSecretArgs, ModalSecretProvider
 from tests.modal_hook.support import FAST, checked, planted, runtime_secret
 
 SDK_LOGGERS = ("modal-client", "modal-utils", "grpclib", "infra.modal_hook")

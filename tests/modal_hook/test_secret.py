@@ -6,7 +6,7 @@ import pytest
 from grpclib import Status
 from modal_proto import api_pb2
 
-from infra.modal_hook import Failure, ModalCallError
+from infra.core.errors import Failure, ModalCallError
 from tests.modal_hook.support import SECRET_NAME, checked, planted, runtime_secret
 
 

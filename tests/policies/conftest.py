@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import parse_config
-from infra.render import Rendering, render
+from infra.core.config import parse_config
+from infra.tools.offline import Rendering, render
 from tests.stacks import raw_config
 
 

@@ -9,6 +9,7 @@ each wrapped in the SDK's unknown-checking proxy. So a test sees exactly what a 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +26,13 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from infra.policies import PolicyContext
+from infra.core import names
+from infra.core.wire import SECRET_SIG as _SIG
+from infra.core.wire import SECRET_SIG_KEY as _SIG_KEY
+from infra.policies.model import PolicyContext
 from infra.policy_pack.pack import SecretMarks, build_policies
 
-SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+SECRET_SIG = {_SIG_KEY: _SIG}
 UNKNOWN_STRING = UNKNOWN_STRING_VALUE
 REPOSITORY = "acme-ml/rentagpu"
 
@@ -162,3 +166,40 @@ def run_pack(rendering: Any, ctx: PolicyContext) -> list[PackVerdict]:
                 name = at.rsplit("::", 1)[-1] if at else None
                 verdicts.append(PackVerdict(policy.name, name, message))
     return verdicts
+
+
+# Props and helpers shared by the per-policy tests.
+ACCOUNT = "123456789012"
+GITHUB_PROVIDER = names.oidc_provider_arn(ACCOUNT, names.GITHUB_OIDC_HOST)
+MODAL_PROVIDER = names.oidc_provider_arn(ACCOUNT, names.MODAL_OIDC_HOST)
+MODAL_SECRET_TYPE = "pulumi-python:dynamic/modal:ModalSecret"
+MODAL_ENVIRONMENT_TYPE = "pulumi-python:dynamic/modal:ModalEnvironment"
+GENERIC_DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
+def check(policy_name: str, typ: str, props: dict, ctx: PolicyContext | None = None) -> list[str]:
+    """The messages one resource policy of the pack reports for one resource."""
+    policy = pack_policies(ctx or context("prod"))[policy_name]
+    return validate_resource(policy, typ, props)
+
+
+def check_stack(policy_name: str, resources: list, ctx: PolicyContext | None = None) -> list:
+    """The messages one stack policy of the pack reports for a stack's resources."""
+    return validate_stack(pack_policies(ctx or context("prod"))[policy_name], resources)
+
+
+def doc(document: dict) -> str:
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def role_policy(document: dict, role_name: str = "rentagpu-prod-deploy") -> dict:
+    """RolePolicy props holding `document`."""
+    return {"name": "deploy-prod", "role": role_name, "policy": doc(document)}
+
+
+def allow(actions: object, resources: object, **extra: object) -> dict:
+    """A policy document of one Allow statement."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources, **extra}],
+    }

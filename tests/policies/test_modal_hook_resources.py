@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from infra.policies import MODAL_ENVIRONMENT, MODAL_SECRET, evaluate_stacks, modal_kind
-from infra.policies import resource_from_rendered as view
-from infra.render import RenderedResource, Rendering
+from infra.policies.model import MODAL_ENVIRONMENT, MODAL_SECRET, modal_kind
+from infra.tools.offline import RenderedResource, Rendering
+from infra.tools.plan import evaluate_stacks
+from infra.tools.plan import resource_view as view
 from tests.policies.test_rendered_stacks import unmark, verdicts, weaken
 
 

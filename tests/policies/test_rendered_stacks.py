@@ -1,6 +1,6 @@
 """The pack over the program's own output: both stacks pass, and weakened copies are caught.
 
-Every stack is checked twice: by `infra.policies.evaluate` (what `python -m infra plan` prints)
+Every stack is checked twice: by `infra.tools.plan.evaluate` (what `python -m infra plan` prints)
 and by the pack's pulumi-policy objects fed the way the engine feeds them (tests/policies/support).
 Both must agree. Weakened copies change one rendered resource's inputs, or one builder in
 infra/iam.py, never a hand-written stack.
@@ -16,11 +16,13 @@ from collections.abc import Callable
 
 import pytest
 
-from infra import iam, plan
-from infra.config import parse_config
-from infra.policies import RESOURCE_POLICIES, evaluate, evaluate_stacks
-from infra.policies import resource_from_rendered as view
-from infra.render import Rendering, render
+from infra.core.config import parse_config
+from infra.policies.checklist import RESOURCE_POLICIES
+from infra.stages.aws import iam
+from infra.tools import plan
+from infra.tools.offline import Rendering, render
+from infra.tools.plan import evaluate, evaluate_stacks
+from infra.tools.plan import resource_view as view
 from tests.policies.support import context, run_pack
 
 Verdicts = set[tuple[str, str, str]]

@@ -37,7 +37,7 @@ def _normalised(document: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_plan_of_each_committed_stack_matches_its_reviewed_copy(stack: str) -> None:
-    from infra.plan import plan_document
+    from infra.tools.plan import plan_document
 
     actual = _normalised(plan_document(stack))
     path = GOLDEN / f"plan-{stack}.json"

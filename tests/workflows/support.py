@@ -13,7 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONS = ROOT / ".github" / "actions"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Recorded engine JSON, shared with the report tests (tests/tools/report/).
+FIXTURES = ROOT / "tests" / "tools" / "report" / "fixtures"
 WORKFLOW_NAMES = ("ci", "preview", "deploy", "drift")
 
 

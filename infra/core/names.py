@@ -1,0 +1,162 @@
+"""Every name and identifier the stacks create or match on, built by pure functions.
+
+Names carry the environment so dev and prod can never share a role, secret or environment, and
+IAM objects live under a per-environment path so a policy can scope to one stack by ARN.
+"""
+
+from __future__ import annotations
+
+import re
+
+from modal_app import contract
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com"
+MODAL_OIDC_HOST = "oidc.modal.com"
+MODAL_OIDC_AUDIENCE = "oidc.modal.com"
+# The repository variable the workflows read the app's name from (the app reads the same name).
+APP_NAME_VARIABLE = contract.APP_NAME_VARIABLE
+# GitHub secrets holding a stack's Modal deploy token, in its deployment environment.
+GITHUB_TOKEN_SECRETS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+# GitHub secrets holding a stack's read-only Modal token: in its -readonly environment (prod),
+# or as per-stack repository secrets (dev), see `read_token_secrets`.
+GITHUB_READ_TOKEN_SECRETS = ("MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET")
+# Defined by the app, which reads it in its containers; the program writes it.
+RUNTIME_SECRET_NAME = contract.SECRET_NAME
+
+
+def prefix(environment: str) -> str:
+    return f"rentagpu-{environment}"
+
+
+def readonly_environment(environment: str) -> str | None:
+    """The GitHub environment holding a stack's read-only CI credentials: prod's only.
+
+    Its deployment branch policy admits main only, so no branch or pull request can read them:
+    they can decrypt the stack's config, which holds the stack's Modal deploy token. dev keeps its
+    read credentials in repository secrets, so pull requests can preview it.
+    """
+    return f"{environment}-readonly" if environment == "prod" else None
+
+
+def repository_name(environment: str, suffix: str) -> str:
+    """Name of a per-stack repository variable or secret, e.g. RENTAGPU_DEV_DRIFT_ROLE_ARN."""
+    return f"RENTAGPU_{environment.upper()}_{suffix}"
+
+
+def read_token_secrets(environment: str) -> tuple[str, str]:
+    """Where GitHub keeps a stack's read-only Modal token: secret names in its -readonly
+    environment, or per-stack repository secrets when it has none."""
+    if readonly_environment(environment) is not None:
+        return GITHUB_READ_TOKEN_SECRETS
+    first, second = GITHUB_READ_TOKEN_SECRETS
+    return repository_name(environment, first), repository_name(environment, second)
+
+
+def iam_path(environment: str) -> str:
+    return f"/rentagpu/{environment}/"
+
+
+def deploy_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-deploy"
+
+
+def preview_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-preview"
+
+
+def drift_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-drift"
+
+
+def runtime_role_name(environment: str) -> str:
+    return f"{prefix(environment)}-runtime"
+
+
+def runtime_user_name(environment: str) -> str:
+    return f"{prefix(environment)}-runtime"
+
+
+def runtime_boundary_name(environment: str) -> str:
+    return f"{prefix(environment)}-runtime-boundary"
+
+
+def role_arn(account_id: str, environment: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:role{iam_path(environment)}{name}"
+
+
+def user_arn(account_id: str, environment: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:user{iam_path(environment)}{name}"
+
+
+def policy_arn(account_id: str, environment: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:policy{iam_path(environment)}{name}"
+
+
+def oidc_provider_arn(account_id: str, host: str) -> str:
+    # AWS derives the ARN from the issuer host, so a stack that does not own the provider can
+    # name it without listing every provider in the account.
+    return f"arn:aws:iam::{account_id}:oidc-provider/{host}"
+
+
+def bucket_arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
+
+
+def github_environment_subject(owner: str, repository: str, environment: str) -> str:
+    """The `sub` GitHub puts in a job's OIDC token when the job names `environment:`."""
+    return f"repo:{owner}/{repository}:environment:{environment}"
+
+
+def github_pull_request_subject(owner: str, repository: str) -> str:
+    """The `sub` of a job run for a pull request (same-repo PRs; forks get no token)."""
+    return f"repo:{owner}/{repository}:pull_request"
+
+
+def github_main_subject(owner: str, repository: str) -> str:
+    """The `sub` of a job on main without an environment: the scheduled drift check."""
+    return f"repo:{owner}/{repository}:ref:refs/heads/main"
+
+
+def modal_subject_pattern(workspace_id: str, environment: str, app: str, function: str) -> str:
+    """Modal's identity-token `sub`, pinned to one function; only the container id may vary."""
+    return (
+        f"modal:workspace_id:{workspace_id}:environment_name:{environment}"
+        f":app_name:{app}:function_name:{function}:container_id:*"
+    )
+
+
+# --- logical names: how resources are called in the stack's state -------------------------------
+# The runbook finds resources in exported state by these, so they are built here, not by hand.
+
+
+def slug(text: str) -> str:
+    """A logical-name-safe form of a branch pattern or key ('release/*' -> 'release-star')."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("*", "star")).strip("-")
+
+
+def github_secret_resource(scope: str, secret_name: str) -> str:
+    """The logical name of a GitHub Actions secret resource. `scope` is the secret's environment,
+    or the stack's own for a repository-wide one (`prod-modal-token-id`,
+    `dev-rentagpu-dev-modal-read-token-id`)."""
+    return f"{scope}-{slug(secret_name)}"
+
+
+RUNTIME_ACCESS_KEY_RESOURCE_PREFIX = "runtime-key-"
+
+
+def runtime_access_key_resource(environment: str, serial: int | str) -> str:
+    """The runtime user's access key; a new serial is a new key (see `rotate aws-key`)."""
+    return f"{environment}-{RUNTIME_ACCESS_KEY_RESOURCE_PREFIX}{serial}"
+
+
+def modal_environment_resource(environment: str) -> str:
+    return f"{environment}-modal-environment"
+
+
+def modal_runtime_secret_resource(environment: str) -> str:
+    return f"{environment}-modal-runtime-secret"
+
+
+def app_deployment_resource(environment: str) -> str:
+    return f"{environment}-app-deployment"

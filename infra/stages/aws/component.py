@@ -1,0 +1,305 @@
+"""Stage 2: the S3 bucket the app uses and the least-privilege IAM around it.
+
+Every document comes from `infra.stages.aws.iam` and every name from `infra.core.names`; this
+module only wires them to resources. Account singletons (the two OIDC providers) are created by the stack that owns
+them and looked up by ARN everywhere else, because an account holds one provider per issuer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.core import names
+from infra.core.config import AwsConfig, ModalConfig
+from infra.core.resource_types import STAGE_AWS
+from infra.stages.aws import iam
+from modal_app import contract
+
+GITHUB_OIDC_URL = f"https://{names.GITHUB_OIDC_HOST}"
+MODAL_OIDC_URL = f"https://{names.MODAL_OIDC_HOST}"
+
+
+@dataclass(frozen=True)
+class AwsStageArgs:
+    config: AwsConfig
+    modal: ModalConfig
+    environment: str
+    github_owner: str
+    github_repository: str
+    # prod: its read-only CI credentials live in this main-only GitHub environment, the drift role
+    # trusts it, and there is no PR preview role (a live preview from PR code would decrypt the
+    # stack's config, Modal deploy token included). None: dev, previewed from pull requests.
+    readonly_environment: str | None = None
+
+
+def tags(environment: str) -> dict[str, str]:
+    return {"project": "rentagpu", "environment": environment, "managed-by": "pulumi"}
+
+
+def _json(document_builder, *inputs) -> pulumi.Output[str]:
+    """Render a pure document builder over resolved inputs into the JSON AWS stores."""
+    return pulumi.Output.all(*inputs).apply(
+        lambda values: json.dumps(document_builder(*values), indent=2, sort_keys=True)
+    )
+
+
+class AwsStage(pulumi.ComponentResource):
+    runtime_role_arn: pulumi.Output[str] | None
+    runtime_access_key_id: pulumi.Output[str] | None
+    runtime_secret_access_key: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: AwsStageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(STAGE_AWS, name, None, opts)
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        child = pulumi.ResourceOptions(parent=self)
+        github_oidc_arn, modal_oidc_arn = self._oidc_providers(args.config, account_id, child)
+        self._bucket(args)
+        self._runtime_principal(args, modal_oidc_arn)
+        self._ci_roles(args, account_id, github_oidc_arn)
+        self.register_outputs(
+            {
+                "bucket": self.bucket.bucket,
+                "deploy_role_arn": self.deploy_role.arn,
+                "drift_role_arn": self.drift_role.arn,
+            }
+        )
+
+    def _bucket(self, args: AwsStageArgs) -> None:
+        """The bucket, private, owner-enforced, encrypted, TLS only."""
+        cfg, env = args.config, args.environment
+        child = pulumi.ResourceOptions(parent=self)
+        self.bucket = aws.s3.Bucket(
+            f"{env}-bucket", bucket=cfg.bucket, force_destroy=False, tags=tags(env), opts=child
+        )
+        bucket_child = pulumi.ResourceOptions(parent=self, depends_on=[self.bucket])
+        aws.s3.BucketPublicAccessBlock(
+            f"{env}-bucket-public-access-block",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=bucket_child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{env}-bucket-ownership",
+            bucket=self.bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=bucket_child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{env}-bucket-encryption",
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=bucket_child,
+        )
+        aws.s3.BucketPolicy(
+            f"{env}-bucket-policy",
+            bucket=self.bucket.id,
+            policy=json.dumps(iam.bucket_policy(cfg.bucket), indent=2, sort_keys=True),
+            opts=bucket_child,
+        )
+
+    def _runtime_principal(self, args: AwsStageArgs, modal_oidc_arn: pulumi.Output[str]) -> None:
+        """What the GPU app runs as: a role assumed with Modal's identity token, or (access-key
+        mode) a user with a key; either way capped by the boundary."""
+        cfg, env = args.config, args.environment
+        child = pulumi.ResourceOptions(parent=self)
+        path = names.iam_path(env)
+        self.runtime_boundary = aws.iam.Policy(
+            f"{env}-runtime-boundary",
+            name=names.runtime_boundary_name(env),
+            path=path,
+            description="Ceiling on the GPU app's permissions: this stack's bucket objects only",
+            policy=json.dumps(iam.runtime_boundary(cfg.bucket), indent=2, sort_keys=True),
+            tags=tags(env),
+            opts=child,
+        )
+        runtime_policy = json.dumps(
+            iam.runtime_policy(cfg.bucket, cfg.input_prefix, cfg.output_prefix),
+            indent=2,
+            sort_keys=True,
+        )
+        self.runtime_role_arn = None
+        self.runtime_access_key_id = None
+        self.runtime_secret_access_key = None
+        self.runtime_access_key = None
+        if cfg.auth_mode == contract.ACCESS_KEY:
+            user = aws.iam.User(
+                f"{env}-runtime-user",
+                name=names.runtime_user_name(env),
+                path=path,
+                permissions_boundary=self.runtime_boundary.arn,
+                tags=tags(env),
+                opts=child,
+            )
+            aws.iam.UserPolicy(
+                f"{env}-runtime-user-s3",
+                name="s3-job-prefixes",
+                user=user.name,
+                policy=runtime_policy,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[user]),
+            )
+            # Bumping accessKeySerial makes a new logical key: Pulumi creates it, updates the
+            # Modal secret and runs the smoke test before it deletes the old key, and keeps the
+            # old key if anything in between fails.
+            self.runtime_access_key = aws.iam.AccessKey(
+                names.runtime_access_key_resource(env, cfg.access_key_serial),
+                user=user.name,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[user]),
+            )
+            self.runtime_access_key_id = self.runtime_access_key.id
+            self.runtime_secret_access_key = pulumi.Output.secret(self.runtime_access_key.secret)
+        else:
+            role = aws.iam.Role(
+                f"{env}-runtime-role",
+                name=names.runtime_role_name(env),
+                path=path,
+                description="Assumed by the GPU app's containers through Modal's identity token",
+                assume_role_policy=_json(
+                    iam.modal_runtime_trust,
+                    modal_oidc_arn,
+                    args.modal.workspace_id,
+                    env,
+                    args.modal.app_name,
+                    args.modal.function_name,
+                ),
+                permissions_boundary=self.runtime_boundary.arn,
+                max_session_duration=3600,
+                tags=tags(env),
+                opts=child,
+            )
+            aws.iam.RolePolicy(
+                f"{env}-runtime-role-s3",
+                name="s3-job-prefixes",
+                role=role.name,
+                policy=runtime_policy,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+            )
+            self.runtime_role_arn = role.arn
+
+    def _ci_roles(
+        self,
+        args: AwsStageArgs,
+        account_id: pulumi.Output[str],
+        github_oidc_arn: pulumi.Output[str],
+    ) -> None:
+        """CI roles: deploy (per environment), preview and drift (read-only)."""
+        cfg, env = args.config, args.environment
+        access_key_mode = cfg.auth_mode == contract.ACCESS_KEY
+        self.deploy_role = self._ci_role(
+            env,
+            "deploy",
+            names.deploy_role_name(env),
+            _json(
+                iam.github_deploy_trust,
+                github_oidc_arn,
+                args.github_owner,
+                args.github_repository,
+                env,
+            ),
+            _json(lambda a: iam.deploy_policy(a, env, cfg.bucket, access_key_mode), account_id),
+            "CI `pulumi up` of this stack, from jobs in the GitHub environment of the same name",
+        )
+        read_only = _json(lambda a: iam.read_only_policy(a, env, cfg.bucket), account_id)
+        self.preview_role = None
+        if args.readonly_environment is None:
+            self.preview_role = self._ci_role(
+                env,
+                "preview",
+                names.preview_role_name(env),
+                _json(
+                    iam.github_preview_trust,
+                    github_oidc_arn,
+                    args.github_owner,
+                    args.github_repository,
+                ),
+                read_only,
+                "Read-only `pulumi preview` of this stack from pull requests of this repository",
+            )
+        self.drift_role = self._ci_role(
+            env,
+            "drift",
+            names.drift_role_name(env),
+            _json(
+                iam.github_drift_trust,
+                github_oidc_arn,
+                args.github_owner,
+                args.github_repository,
+                args.readonly_environment,
+            ),
+            read_only,
+            "Read-only `pulumi refresh --preview-only` / `preview` of this stack from main",
+        )
+
+    def _oidc_providers(
+        self, cfg: AwsConfig, account_id: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        if cfg.owns_account_singletons:
+            github_provider = aws.iam.OpenIdConnectProvider(
+                "github-actions-oidc",
+                url=GITHUB_OIDC_URL,
+                client_id_lists=[names.GITHUB_OIDC_AUDIENCE],
+                tags={"project": "rentagpu", "managed-by": "pulumi"},
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True)),
+            )
+            modal_provider = aws.iam.OpenIdConnectProvider(
+                "modal-oidc",
+                url=MODAL_OIDC_URL,
+                client_id_lists=[names.MODAL_OIDC_AUDIENCE],
+                tags={"project": "rentagpu", "managed-by": "pulumi"},
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True)),
+            )
+            return github_provider.arn, modal_provider.arn
+
+        # Looked up by ARN, not URL: lookup by URL lists every provider in the account, which
+        # would need iam:ListOpenIDConnectProviders on "*".
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        github_arn = account_id.apply(lambda a: names.oidc_provider_arn(a, names.GITHUB_OIDC_HOST))
+        modal_arn = account_id.apply(lambda a: names.oidc_provider_arn(a, names.MODAL_OIDC_HOST))
+        return (
+            aws.iam.get_open_id_connect_provider_output(arn=github_arn, opts=invoke).arn,
+            aws.iam.get_open_id_connect_provider_output(arn=modal_arn, opts=invoke).arn,
+        )
+
+    def _ci_role(
+        self,
+        env: str,
+        purpose: str,
+        role_name: str,
+        trust: pulumi.Output[str],
+        policy: pulumi.Output[str],
+        description: str,
+    ) -> aws.iam.Role:
+        role = aws.iam.Role(
+            f"{env}-{purpose}-role",
+            name=role_name,
+            path=names.iam_path(env),
+            description=description,
+            assume_role_policy=trust,
+            max_session_duration=3600,
+            tags=tags(env),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{env}-{purpose}-role-policy",
+            name=f"{purpose}-{env}",
+            role=role.name,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+        )
+        return role

@@ -1,0 +1,1 @@
+"""Stage 4, deploy: the GPU app deployed into the stack's Modal environment, smoke-tested."""

@@ -1,0 +1,1 @@
+"""Stage 1, GitHub: the deployment environments, their protection, secrets and variables."""

@@ -1,0 +1,80 @@
+"""The AWS role ARNs and region, published to GitHub where the workflows read them.
+
+Declared after the AWS stage (it needs the roles' ARNs). Role ARNs are not secrets (knowing one
+grants nothing without a matching OIDC token), so they are variables: readable in logs, which makes
+a wrong one easy to spot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_github as github
+
+from infra.core import names
+from infra.core.resource_types import STAGE_GITHUB_CI_VARIABLES
+
+
+@dataclass(frozen=True)
+class GitHubCiVariablesArgs:
+    repository: str
+    environment: str
+    region: str
+    deploy_role_arn: pulumi.Input[str]
+    drift_role_arn: pulumi.Input[str]
+    preview_role_arn: pulumi.Input[str] | None = None  # dev only
+    readonly_environment: str | None = None  # prod only
+
+
+def ci_variable_values(
+    args: GitHubCiVariablesArgs,
+) -> dict[str | None, dict[str, pulumi.Input[str]]]:
+    """The variables the workflows read, by where they live: a GitHub environment's name, or None
+    for the repository."""
+    where: dict[str | None, dict[str, pulumi.Input[str]]] = {
+        args.environment: {"AWS_DEPLOY_ROLE_ARN": args.deploy_role_arn, "AWS_REGION": args.region}
+    }
+    if args.readonly_environment is not None:
+        where[args.readonly_environment] = {
+            "AWS_DRIFT_ROLE_ARN": args.drift_role_arn,
+            "AWS_REGION": args.region,
+        }
+    else:
+        where[None] = {
+            names.repository_name(args.environment, "DRIFT_ROLE_ARN"): args.drift_role_arn,
+            names.repository_name(args.environment, "AWS_REGION"): args.region,
+        }
+        if args.preview_role_arn is not None:
+            where[None][names.repository_name(args.environment, "PREVIEW_ROLE_ARN")] = (
+                args.preview_role_arn
+            )
+    return where
+
+
+class GitHubCiVariables(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: GitHubCiVariablesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(STAGE_GITHUB_CI_VARIABLES, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        for environment, variables in ci_variable_values(args).items():
+            for variable_name, value in variables.items():
+                if environment is None:
+                    github.ActionsVariable(
+                        names.slug(variable_name),
+                        repository=args.repository,
+                        variable_name=variable_name,
+                        value=value,
+                        opts=child,
+                    )
+                else:
+                    github.ActionsEnvironmentVariable(
+                        f"{environment}-{names.slug(variable_name)}",
+                        repository=args.repository,
+                        environment=environment,
+                        variable_name=variable_name,
+                        value=value,
+                        opts=child,
+                    )
+        self.register_outputs({})

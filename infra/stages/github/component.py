@@ -1,0 +1,213 @@
+"""Stage 1: the stack's GitHub deployment environment, its protection and its secrets.
+
+The environment (with its protection) is what makes the AWS deploy role safe: that role trusts any
+job that names this environment, so the environment must exist, protected, before the role does.
+The program therefore declares this stage first and makes the AWS stage depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_github as github
+
+from infra.core import names
+from infra.core.config import GitHubConfig
+from infra.core.resource_types import STAGE_GITHUB
+from infra.stages.github.ruleset import (
+    MAIN_RULESET_NAME,
+    main_ruleset_conditions,
+    main_ruleset_rules,
+)
+
+
+@dataclass(frozen=True)
+class GitHubStageArgs:
+    config: GitHubConfig
+    environment: str
+    is_prod: bool
+    app_name: str
+    modal_token_id: pulumi.Input[str]
+    modal_token_secret: pulumi.Input[str]
+    modal_read_token_id: pulumi.Input[str] | None = None
+    modal_read_token_secret: pulumi.Input[str] | None = None
+    readonly_environment: str | None = None  # prod: see AwsStageArgs.readonly_environment
+
+
+def secret_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options for every GitHub Actions secret this project declares.
+
+    A changed secret value replaces the resource. Create-then-delete with the same id deletes the
+    secret GitHub just stored (pulumi-github #223), so the old one is deleted first. The window
+    without a secret is one API call long and is harmless here: the only jobs that read these
+    secrets are deploys of this environment, which the deploy workflow's concurrency group
+    serialises with the `pulumi up` that replaces them.
+    """
+    return pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
+
+
+def reviewer_ids(
+    logins: Sequence[str], team_slugs: Sequence[str]
+) -> tuple[pulumi.Output, pulumi.Output]:
+    """Resolve logins and team slugs to the numeric ids GitHub's environment API requires.
+
+    `get_user(...).id` is a string; a reviewer list of strings is rejected, so convert here.
+    """
+    users = pulumi.Output.all(*[github.get_user_output(username=login).id for login in logins])
+    teams = pulumi.Output.all(*[github.get_team_output(slug=team).id for team in team_slugs])
+    return (
+        users.apply(lambda ids: [int(i) for i in ids]),
+        teams.apply(lambda ids: [int(i) for i in ids]),
+    )
+
+
+class GitHubStage(pulumi.ComponentResource):
+    environment: github.RepositoryEnvironment
+
+    def __init__(
+        self, name: str, args: GitHubStageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(STAGE_GITHUB, name, None, opts)
+        self._repository = args.config.repository
+        self._deploy_environment(args)
+        self._read_credentials(args)
+        self.app_name_variable = None
+        self.main_ruleset = None
+        if args.config.owns_repository_settings:
+            self._repository_settings(args)
+        self.register_outputs({"environment": self.environment.environment})
+
+    def _deploy_environment(self, args: GitHubStageArgs) -> None:
+        """The environment deploys run in, and the Modal deploy token as its secrets."""
+        cfg, env = args.config, args.environment
+        reviewers = None
+        if args.is_prod:
+            users, teams = reviewer_ids(cfg.reviewers, cfg.reviewer_teams)
+            reviewers = [github.RepositoryEnvironmentReviewerArgs(users=users, teams=teams)]
+        self.environment = self._environment(
+            env,
+            reviewers=reviewers,
+            # A reviewer must never approve their own deploy: that is a one-person release.
+            prevent_self_review=args.is_prod,
+            branches=cfg.deployment_branches,
+            purpose="deploy",
+        )
+        tokens = (args.modal_token_id, args.modal_token_secret)
+        self.token_secrets = self._environment_secrets(
+            self.environment, env, zip(names.GITHUB_TOKEN_SECRETS, tokens, strict=True)
+        )
+
+    def _read_credentials(self, args: GitHubStageArgs) -> None:
+        """The read-only Modal token of previews and drift checks, where only they can read it."""
+        env = args.environment
+        values = (args.modal_read_token_id, args.modal_read_token_secret)
+        read_tokens = []
+        if None not in values:
+            read_tokens = list(zip(names.read_token_secrets(env), values, strict=True))
+        self.readonly_environment = None
+        if args.readonly_environment is not None:
+            # Read credentials can decrypt the stack's config (its Modal deploy token included),
+            # so they live where only workflows running from main can read them.
+            self.readonly_environment = self._environment(
+                args.readonly_environment,
+                reviewers=None,
+                prevent_self_review=False,
+                branches=("main",),
+                purpose="run",
+            )
+            self.read_token_secrets = self._environment_secrets(
+                self.readonly_environment, args.readonly_environment, read_tokens
+            )
+            return
+        # dev: PR previews run without an environment, so these are repository secrets, named
+        # per stack so each has one owner.
+        self.read_token_secrets = [
+            github.ActionsSecret(
+                names.github_secret_resource(env, secret_name),
+                repository=self._repository,
+                secret_name=secret_name,
+                value=pulumi.Output.secret(value),
+                opts=secret_options(self),
+            )
+            for secret_name, value in read_tokens
+        ]
+
+    def _repository_settings(self, args: GitHubStageArgs) -> None:
+        """Repository-wide settings, declared by the one stack that owns them."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.app_name_variable = github.ActionsVariable(
+            "modal-app-name",
+            repository=self._repository,
+            variable_name=names.APP_NAME_VARIABLE,
+            value=args.app_name,
+            opts=child,
+        )
+        self.main_ruleset = github.RepositoryRuleset(
+            "main-ruleset",
+            repository=self._repository,
+            name=MAIN_RULESET_NAME,
+            target="branch",
+            enforcement="active",
+            conditions=main_ruleset_conditions(),
+            rules=main_ruleset_rules(args.config.required_approvals),
+            # No bypass actors: not even admins merge to main without a pull request.
+            bypass_actors=[],
+            opts=child,
+        )
+
+    def _environment(
+        self,
+        name: str,
+        *,
+        reviewers: list | None,
+        prevent_self_review: bool,
+        branches: tuple[str, ...],
+        purpose: str,
+    ) -> github.RepositoryEnvironment:
+        """A GitHub environment only the given branches can use, and admins cannot bypass."""
+        environment = github.RepositoryEnvironment(
+            f"{name}-environment",
+            repository=self._repository,
+            environment=name,
+            reviewers=reviewers,
+            prevent_self_review=prevent_self_review,
+            # The provider defaults this to true; admins bypassing protection defeats its point.
+            can_admins_bypass=False,
+            wait_timer=0,
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False,
+                custom_branch_policies=True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        for pattern in branches:
+            github.RepositoryEnvironmentDeploymentPolicy(
+                f"{name}-{purpose}-from-{names.slug(pattern)}",
+                repository=self._repository,
+                environment=environment.environment,
+                branch_pattern=pattern,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[environment]),
+            )
+        return environment
+
+    def _environment_secrets(
+        self,
+        environment: github.RepositoryEnvironment,
+        name: str,
+        secrets: Iterable[tuple[str, pulumi.Input[str]]],
+    ) -> list[pulumi.CustomResource]:
+        return [
+            github.ActionsEnvironmentSecret(
+                names.github_secret_resource(name, secret_name),
+                repository=self._repository,
+                environment=environment.environment,
+                secret_name=secret_name,
+                value=pulumi.Output.secret(value),
+                opts=pulumi.ResourceOptions.merge(
+                    secret_options(self), pulumi.ResourceOptions(depends_on=[environment])
+                ),
+            )
+            for secret_name, value in secrets
+        ]

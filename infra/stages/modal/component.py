@@ -1,0 +1,82 @@
+"""Stage 3: the stack's Modal environment and the runtime secret the GPU app reads.
+
+The secret is built from stack config and the AWS stage's outputs, never from files: in OIDC mode
+it holds the runtime role's ARN (not a credential), in access-key mode the runtime user's key.
+Its key names come from `modal_app.contract`, which the app reads them with too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.core import names
+from infra.core.config import StackConfig
+from infra.core.resource_types import STAGE_MODAL
+from infra.modal_hook.environment import ModalEnvironment, ModalEnvironmentArgs
+from infra.modal_hook.secret import ModalSecret, ModalSecretArgs
+from modal_app import contract
+
+
+@dataclass(frozen=True)
+class ModalStageArgs:
+    config: StackConfig
+    runtime_role_arn: pulumi.Input[str] | None = None  # OIDC mode
+    access_key_id: pulumi.Input[str] | None = None  # access-key mode
+    secret_access_key: pulumi.Input[str] | None = None  # access-key mode
+
+
+def runtime_secret_values(args: ModalStageArgs) -> dict[str, pulumi.Input[str]]:
+    """The runtime secret's key/value pairs for the stack's auth mode."""
+    aws = args.config.aws
+    values: dict[str, pulumi.Input[str]] = {
+        contract.AWS_REGION: aws.region,
+        contract.BUCKET: aws.bucket,
+        contract.INPUT_PREFIX: aws.input_prefix,
+        contract.OUTPUT_PREFIX: aws.output_prefix,
+    }
+    if aws.auth_mode == contract.ACCESS_KEY:
+        if args.access_key_id is None or args.secret_access_key is None:
+            raise ValueError("access-key mode needs the runtime user's access key")
+        values[contract.ACCESS_KEY_ID] = args.access_key_id
+        values[contract.SECRET_ACCESS_KEY] = args.secret_access_key
+    else:
+        if args.runtime_role_arn is None:
+            raise ValueError("OIDC mode needs the runtime role's ARN")
+        values[contract.ROLE_ARN] = args.runtime_role_arn
+    return values
+
+
+class ModalStage(pulumi.ComponentResource):
+    environment: ModalEnvironment
+    runtime_secret: ModalSecret
+
+    def __init__(
+        self, name: str, args: ModalStageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(STAGE_MODAL, name, None, opts)
+        cfg = args.config
+        env = cfg.environment
+        self.environment = ModalEnvironment(
+            names.modal_environment_resource(env),
+            ModalEnvironmentArgs.from_config(cfg),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.runtime_secret = ModalSecret(
+            names.modal_runtime_secret_resource(env),
+            ModalSecretArgs(
+                # Through the environment's output, so the secret waits for its environment.
+                environment_name=self.environment.environment_name,
+                secret_name=contract.SECRET_NAME,
+                values=runtime_secret_values(args),
+                required_keys=contract.required_keys(cfg.aws.auth_mode),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs(
+            {
+                "environment_name": self.environment.environment_name,
+                "runtime_secret_name": self.runtime_secret.secret_name,
+            }
+        )

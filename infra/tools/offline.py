@@ -1,0 +1,202 @@
+"""Run the program offline: the real program under Pulumi mocks, no credentials, no network.
+
+The mocks answer like the clouds would in shape (ARNs built from the same name functions, numeric
+GitHub ids, one fixed account id) so every policy document renders in full. Each registered
+resource is recorded with its inputs; values the program marked secret stay recognisable so
+callers can mask them and tests can check they were marked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.core import resource_types as types
+from infra.core.wire import envelope, mask_secrets, unwrap
+
+MOCK_ACCOUNT_ID = "123456789012"
+
+
+@dataclass(frozen=True)
+class RenderedResource:
+    type: str
+    name: str
+    inputs: Mapping[str, Any]  # secret values replaced by infra.core.secrets.SECRET_MASK
+    secret_paths: tuple[str, ...]  # dotted paths of inputs that were marked secret
+    raw_inputs: Mapping[str, Any] = field(repr=False, compare=False)  # secrets unmasked
+
+    def get(self, path: str) -> Any:
+        """An input by dotted path ('reviewers.0.users'), from the masked inputs."""
+        value: Any = self.inputs
+        for part in path.split("."):
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        return value
+
+
+def stable_id(kind: str, key: str) -> str:
+    """A deterministic numeric id for a GitHub lookup, so plans diff cleanly between runs."""
+    return str(10_000_000 + zlib.crc32(f"{kind}:{key}".encode()) % 90_000_000)
+
+
+def mock_access_key_id(name: str) -> str:
+    """A deterministic access key id shaped like AWS's (AKIA + 16 capitals or digits): the app
+    validates that shape, so a deploy's smoke job would refuse anything else."""
+    return "AKIA" + hashlib.sha256(name.encode()).hexdigest()[:16].upper()
+
+
+def _iam_arn(kind: str, inputs: Mapping[str, Any]) -> str:
+    return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:{kind}{inputs.get('path') or '/'}{inputs.get('name')}"
+
+
+def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the provider would report after create, for the properties the program reads."""
+    state = dict(inputs)
+    resource_id = f"{name}-id"
+    if typ == types.AWS_ROLE:
+        state["arn"] = _iam_arn("role", inputs)
+        resource_id = str(inputs.get("name"))
+    elif typ == types.AWS_POLICY:
+        state["arn"] = _iam_arn("policy", inputs)
+        resource_id = state["arn"]
+    elif typ == types.AWS_USER:
+        state["arn"] = _iam_arn("user", inputs)
+        resource_id = str(inputs.get("name"))
+    elif typ == types.AWS_OIDC_PROVIDER:
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        state["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/{host}"
+        resource_id = state["arn"]
+    elif typ == types.AWS_BUCKET:
+        state["arn"] = f"arn:aws:s3:::{inputs.get('bucket')}"
+        resource_id = str(inputs.get("bucket"))
+    elif typ == types.AWS_ACCESS_KEY:
+        resource_id = mock_access_key_id(name)
+        state["secret"] = envelope("mock-secret-access-key")
+        state["createDate"] = "2026-01-01T00:00:00Z"
+    elif typ == types.GITHUB_ENVIRONMENT:
+        resource_id = f"{inputs.get('repository')}:{inputs.get('environment')}"
+    return resource_id, state
+
+
+class RecordingMocks:
+    """Pulumi mocks that record every resource and answer lookups like the real providers."""
+
+    def __init__(self, on_resource: Callable[[Any], tuple[str, dict] | None] | None = None) -> None:
+        # on_resource lets tests run a resource for real (e.g. a dynamic provider against the
+        # fake Modal server) and return its (id, outputs) instead of the synthesized ones.
+        self.resources: list[RenderedResource] = []
+        self.calls: list[tuple[str, dict]] = []
+        self._on_resource = on_resource
+
+    # pulumi.runtime.Mocks interface (duck-typed: the SDK only calls these two methods)
+    def new_resource(self, args: Any) -> tuple[str, dict]:
+        masked, secret_paths = mask_secrets(dict(args.inputs))
+        self.resources.append(
+            RenderedResource(
+                type=args.typ,
+                name=args.name,
+                inputs=masked,
+                secret_paths=tuple(secret_paths),
+                raw_inputs=unwrap(dict(args.inputs)),
+            )
+        )
+        if self._on_resource is not None:
+            result = self._on_resource(args)
+            if result is not None:
+                return result
+        return _outputs_for(args.typ, args.name, args.inputs)
+
+    def call(self, args: Any) -> dict:
+        self.calls.append((args.token, dict(args.args)))
+        token, given = args.token, args.args
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": MOCK_ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/offline-plan",
+                "userId": "offline-plan",
+                "id": MOCK_ACCOUNT_ID,
+            }
+        if token == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
+            arn = given.get("arn", "")
+            return {"arn": arn, "url": arn.split("oidc-provider/")[-1], "clientIdLists": []}
+        if token == "github:index/getUser:getUser":
+            login = given.get("username", "")
+            return {"id": stable_id("user", login), "login": login, "nodeId": f"U_{login}"}
+        if token == "github:index/getTeam:getTeam":
+            slug = given.get("slug", "")
+            return {"id": stable_id("team", slug), "slug": slug, "nodeId": f"T_{slug}"}
+        return {}
+
+
+@dataclass(frozen=True)
+class Rendering:
+    stack: str
+    resources: tuple[RenderedResource, ...]
+    outputs: Mapping[str, Any]
+
+    def of_type(self, typ: str) -> list[RenderedResource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> RenderedResource:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {typ} {name or ''}, found {len(found)}")
+        return found[0]
+
+
+def _report_once(error: BaseException) -> None:
+    """Keep a failed render's error from being printed again at exit.
+
+    When a resource fails, every output that depended on it holds the same exception; the runtime
+    raises it once (to our caller) and the others are garbage-collected unread, which asyncio
+    reports as "Future exception was never retrieved", with the whole traceback, at exit.
+    """
+    import asyncio
+
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    loop = _ensure_event_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        reported = context.get("exception")
+        if type(reported) is type(error) and str(reported) == str(error):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
+    """Run the program for one parsed `StackConfig` under mocks and return what it declared."""
+    import pulumi
+    from pulumi.runtime import settings
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    from infra.core.config_schema import PROJECT
+    from infra.program import build
+
+    mocks = mocks or RecordingMocks()
+    # The SDK registers the root stack on the thread's current event loop; a caller that ran (and
+    # closed) a loop of its own before, as asyncio.run does, leaves none.
+    _ensure_event_loop()
+    # A fresh root Stack per render, so two stacks can render in one process.
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False)
+    outputs: dict[str, Any] = {}
+
+    def program() -> pulumi.Output:
+        exported = build(cfg)
+        return pulumi.Output.all(**exported).apply(outputs.update)
+
+    try:
+        pulumi.runtime.test(program)()
+    except Exception as error:
+        _report_once(error)
+        raise
+    return Rendering(stack=cfg.stack, resources=tuple(mocks.resources), outputs=dict(outputs))

@@ -1,0 +1,66 @@
+"""The policy stacks-share-nothing (infra/policies/cross_stack.py), offline, across stacks, driven
+through the pack with hand-built validation args (see tests/policies/support.py)."""
+
+from __future__ import annotations
+
+from infra.core import names
+from infra.core import resource_types as T
+from infra.policies.cross_stack import check_stacks_share_nothing
+from infra.policies.model import Resource
+from tests.policies.support import (
+    GENERIC_DYNAMIC,
+    MODAL_SECRET_TYPE,
+)
+
+
+def r(typ: str, logical_name: str, **props: object) -> Resource:
+    return Resource(typ, logical_name, props)
+
+
+class TestStacksShareNothing:
+    def test_per_environment_names_do_not_collide(self) -> None:
+        stacks = {
+            env: [
+                r(T.AWS_ROLE, f"{env}-deploy-role", name=names.deploy_role_name(env)),
+                r(
+                    MODAL_SECRET_TYPE,
+                    f"{env}-secret",
+                    environment_name=env,
+                    secret_name="rentagpu-runtime",
+                    values={},
+                ),
+                r(
+                    T.GITHUB_ENVIRONMENT,
+                    f"{env}-environment",
+                    repository="rentagpu",
+                    environment=env,
+                ),
+            ]
+            for env in ("dev", "prod")
+        }
+        assert check_stacks_share_nothing(stacks) == []
+
+    def test_a_shared_role_is_reported_with_both_declarations(self) -> None:
+        stacks = {
+            "dev": [r(T.AWS_ROLE, "dev-deploy-role", name="rentagpu-deploy")],
+            "prod": [r(T.AWS_ROLE, "prod-deploy-role", name="rentagpu-deploy")],
+        }
+        (violation,) = check_stacks_share_nothing(stacks)
+        assert violation.policy == "stacks-share-nothing" and violation.level == "mandatory"
+        assert violation.resource == "dev:dev-deploy-role / prod:prod-deploy-role"
+        assert "IAM role 'rentagpu-deploy'" in violation.message
+
+    def test_a_shared_modal_secret_environment_or_account_singleton_is_reported(self) -> None:
+        def both(resource: Resource) -> dict:
+            return {"dev": [resource], "prod": [resource]}
+
+        shared_secret = r(GENERIC_DYNAMIC, "s", environment_name="main", secret_name="x", values={})
+        assert "Modal secret 'main/x'" in check_stacks_share_nothing(both(shared_secret))[0].message
+        provider = r(
+            T.AWS_OIDC_PROVIDER,
+            "github-actions-oidc",
+            url="https://token.actions.githubusercontent.com",
+        )
+        assert "ownsAccountSingletons" in check_stacks_share_nothing(both(provider))[0].message
+        github_env = r(T.GITHUB_ENVIRONMENT, "e", repository="rentagpu", environment="prod")
+        assert check_stacks_share_nothing(both(github_env))

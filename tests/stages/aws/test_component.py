@@ -1,0 +1,331 @@
+"""Stage 2 as rendered: trust policies pinned exactly, least privilege, parliament-clean."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from infra.tools.offline import MOCK_ACCOUNT_ID, RecordingMocks, render
+from tests.stacks import stack_config
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+POLICY = "aws:iam/policy:Policy"
+OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+REPO = "acme-ml/rentagpu"
+# prod has no PR preview role: a live preview from PR code would decrypt its config
+PURPOSES = {
+    "dev": ("deploy", "preview", "drift", "runtime"),
+    "prod": ("deploy", "drift", "runtime"),
+}
+
+
+def role(rendering, purpose: str) -> dict:
+    found = rendering.one(ROLE, f"{rendering.stack}-{purpose}-role")
+    return {**found.inputs, "trust": json.loads(found.inputs["assumeRolePolicy"])}
+
+
+def role_policy(rendering, purpose: str) -> dict:
+    name = f"{rendering.stack}-{purpose}-role-{'s3' if purpose == 'runtime' else 'policy'}"
+    return json.loads(rendering.one(ROLE_POLICY, name).inputs["policy"])
+
+
+def only_statement(document: dict) -> dict:
+    assert len(document["Statement"]) == 1
+    return document["Statement"][0]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploy_role_trusts_only_this_repos_environment(renderings, stack) -> None:
+    trust = only_statement(role(renderings[stack], "deploy")["trust"])
+    assert trust["Effect"] == "Allow"
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert trust["Principal"] == {
+        "Federated": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
+    }
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": f"repo:{REPO}:environment:{stack}",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("stack", "purpose", "subject"),
+    [
+        ("dev", "preview", f"repo:{REPO}:pull_request"),
+        ("dev", "drift", f"repo:{REPO}:ref:refs/heads/main"),
+        # prod's read credentials can decrypt its config (Modal deploy token included), so only
+        # jobs in the main-only environment prod-readonly may use them
+        ("prod", "drift", f"repo:{REPO}:environment:prod-readonly"),
+    ],
+)
+def test_read_only_roles_trust_exactly_one_subject(renderings, stack, purpose, subject) -> None:
+    trust = only_statement(role(renderings[stack], purpose)["trust"])
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": subject,
+        }
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_runtime_role_trusts_one_modal_function_any_container(renderings, stack) -> None:
+    trust = only_statement(role(renderings[stack], "runtime")["trust"])
+    assert trust["Principal"]["Federated"].endswith(":oidc-provider/oidc.modal.com")
+    assert trust["Condition"] == {
+        "StringEquals": {"oidc.modal.com:aud": "oidc.modal.com"},
+        "StringLike": {
+            "oidc.modal.com:sub": (
+                f"modal:workspace_id:ac-acme0workspace1:environment_name:{stack}"
+                ":app_name:rentagpu-executor:function_name:run_gpu_job:container_id:*"
+            )
+        },
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_wildcard_in_owner_repo_or_environment_of_any_subject(renderings, stack) -> None:
+    for purpose in PURPOSES[stack]:
+        condition = only_statement(role(renderings[stack], purpose)["trust"])["Condition"]
+        subjects = [
+            v for block in condition.values() for k, v in block.items() if k.endswith(":sub")
+        ]
+        assert len(subjects) == 1
+        subject = subjects[0]
+        if purpose == "runtime":
+            assert subject.count("*") == 1 and subject.endswith(":container_id:*")
+        else:
+            assert "*" not in subject and "?" not in subject
+            assert subject.startswith(f"repo:{REPO}:")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_runtime_policy_is_exactly_the_apps_s3_calls(renderings, stack) -> None:
+    bucket = f"arn:aws:s3:::acme-ml-rentagpu-{stack}"
+    statements = {s["Sid"]: s for s in role_policy(renderings[stack], "runtime")["Statement"]}
+    assert statements == {
+        "ListJobPrefixes": {
+            "Sid": "ListJobPrefixes",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [bucket],
+            "Condition": {"StringLike": {"s3:prefix": ["jobs/input/*", "jobs/output/*"]}},
+        },
+        "ReadInputs": {
+            "Sid": "ReadInputs",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"{bucket}/jobs/input/*"],
+        },
+        "WriteOutputs": {
+            "Sid": "WriteOutputs",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"{bucket}/jobs/output/*"],
+        },
+    }
+    for statement in statements.values():
+        assert all("*" not in action and "Delete" not in action for action in statement["Action"])
+        assert "*" not in statement["Resource"]
+
+
+def test_runtime_role_sits_under_a_boundary_it_cannot_leave(renderings) -> None:
+    rendering = renderings["prod"]
+    runtime = role(rendering, "runtime")
+    boundary = rendering.one(POLICY, "prod-runtime-boundary")
+    assert runtime["permissionsBoundary"] == (
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/rentagpu/prod/rentagpu-prod-runtime-boundary"
+    )
+    actions = {a for s in json.loads(boundary.inputs["policy"])["Statement"] for a in s["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_role_lives_under_the_stacks_own_path_and_name(renderings, stack) -> None:
+    roles = renderings[stack].of_type(ROLE)
+    assert sorted(r.inputs["name"] for r in roles) == sorted(
+        f"rentagpu-{stack}-{p}" for p in PURPOSES[stack]
+    )
+    assert {r.inputs["path"] for r in roles} == {f"/rentagpu/{stack}/"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploy_policy_touches_only_this_stacks_resources(renderings, stack) -> None:
+    allowed_prefixes = (
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/rentagpu/{stack}/",
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/rentagpu/{stack}/",
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/rentagpu/{stack}/",
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/",
+        f"arn:aws:s3:::acme-ml-rentagpu-{stack}",
+    )
+    document = role_policy(renderings[stack], "deploy")
+    writes = set()
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for resource in statement["Resource"]:
+            assert resource.startswith(allowed_prefixes), resource
+        for action in statement["Action"]:
+            assert "*" not in action.split(":")[1] or action == "s3:GetBucket*", action
+            if not action.split(":")[1].startswith(("Get", "List")):
+                writes.add((action, tuple(statement["Resource"])))
+    runtime_role = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/rentagpu/{stack}/rentagpu-{stack}-runtime"
+    iam_writes = {
+        resource
+        for action, resources in writes
+        if action.startswith("iam:")
+        for resource in resources
+    }
+    # The deploy role can change the runtime role's inline policy and nothing else in IAM: not
+    # itself, not the preview/drift roles, not the boundary, not the OIDC providers.
+    assert iam_writes == {runtime_role}
+    iam_write_actions = {action for action, _ in writes if action.startswith("iam:")}
+    assert iam_write_actions == {
+        "iam:DeleteRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:TagRole",
+        "iam:UntagRole",
+    }
+
+
+def test_the_deploy_role_can_never_create_or_re_trust_a_role(renderings) -> None:
+    """A role that could create the runtime role, or rewrite its trust, could name itself in it
+    and read the bucket through it; the runtime role's trust is the admin's."""
+    for stack in ("dev", "prod"):
+        actions = {
+            a for s in role_policy(renderings[stack], "deploy")["Statement"] for a in s["Action"]
+        }
+        assert not actions & {
+            "iam:CreateRole",
+            "iam:DeleteRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:PassRole",
+            "iam:AttachRolePolicy",
+            "iam:PutRolePermissionsBoundary",
+            "iam:DeleteRolePermissionsBoundary",
+        }
+
+
+def test_read_only_roles_cannot_write(renderings) -> None:
+    for stack, purpose in (("dev", "preview"), ("dev", "drift"), ("prod", "drift")):
+        for statement in role_policy(renderings[stack], purpose)["Statement"]:
+            for action in statement["Action"]:
+                assert action.split(":")[1].startswith(("Get", "List")), action
+
+
+def test_owner_stack_creates_the_oidc_providers_and_the_other_looks_them_up() -> None:
+    prod_mocks, dev_mocks = RecordingMocks(), RecordingMocks()
+    prod = render(stack_config("prod"), prod_mocks)
+    dev = render(stack_config("dev"), dev_mocks)
+    providers = {p.inputs["url"]: p.inputs["clientIdLists"] for p in prod.of_type(OIDC)}
+    assert providers == {
+        "https://token.actions.githubusercontent.com": ["sts.amazonaws.com"],
+        "https://oidc.modal.com": ["oidc.modal.com"],
+    }
+    assert dev.of_type(OIDC) == []
+    lookups = sorted(a["arn"] for t, a in dev_mocks.calls if t.endswith("getOpenIdConnectProvider"))
+    assert lookups == [
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/oidc.modal.com",
+        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com",
+    ]
+    assert not [t for t, _ in prod_mocks.calls if t.endswith("getOpenIdConnectProvider")]
+
+
+def test_bucket_is_private_encrypted_and_tls_only(renderings) -> None:
+    rendering = renderings["dev"]
+    block = rendering.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(
+        block[k] is True
+        for k in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
+    encryption = rendering.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    assert (
+        encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+        == "AES256"
+    )
+    policy = json.loads(rendering.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    deny = only_statement(policy)
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+
+
+def test_access_key_mode_uses_a_bounded_user_whose_key_rotates_by_serial() -> None:
+    rendering = render(stack_config("dev", awsAuth="access-key", accessKeySerial=3))
+    assert "dev-runtime-role" not in [r.name for r in rendering.of_type(ROLE)]
+    user = rendering.one("aws:iam/user:User").inputs
+    assert user["name"] == "rentagpu-dev-runtime" and user["path"] == "/rentagpu/dev/"
+    assert user["permissionsBoundary"].endswith(
+        ":policy/rentagpu/dev/rentagpu-dev-runtime-boundary"
+    )
+    user_policy = json.loads(rendering.one("aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    assert {s["Sid"] for s in user_policy["Statement"]} == {
+        "ListJobPrefixes",
+        "ReadInputs",
+        "WriteOutputs",
+    }
+    keys = rendering.of_type("aws:iam/accessKey:AccessKey")
+    assert [k.name for k in keys] == ["dev-runtime-key-3"]
+    deploy = role_policy(rendering, "deploy")
+    user_actions = {
+        a for s in deploy["Statement"] if s["Sid"] == "ManageRuntimeUser" for a in s["Action"]
+    }
+    assert {"iam:CreateAccessKey", "iam:DeleteAccessKey"} <= user_actions
+
+
+def _parliament_findings(document: dict, community: bool = False) -> list[tuple[str, str]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from parliament import analyze_policy_string
+
+        policy = analyze_policy_string(json.dumps(document), include_community_auditors=community)
+    return sorted((f.issue, str(f.detail)) for f in policy.findings)
+
+
+def _all_documents(rendering, field: str, types: tuple[str, ...]) -> dict[str, dict]:
+    return {
+        f"{r.type.split(':')[-1]} {r.name}": json.loads(r.inputs[field])
+        for r in rendering.resources
+        if r.type in types
+    }
+
+
+@pytest.mark.parametrize("mode", ["oidc", "access-key"])
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_permission_policy_passes_parliament_with_no_findings(stack, mode) -> None:
+    rendering = render(stack_config(stack, awsAuth=mode))
+    documents = _all_documents(
+        rendering, "policy", (ROLE_POLICY, POLICY, "aws:iam/userPolicy:UserPolicy")
+    )
+    assert len(documents) >= 4
+    for name, document in documents.items():
+        assert _parliament_findings(document) == [], name
+
+
+def test_runtime_and_read_only_policies_pass_parliaments_community_auditors_too(renderings) -> None:
+    for purpose in ("runtime", "preview", "drift"):
+        assert _parliament_findings(role_policy(renderings["dev"], purpose), community=True) == []
+
+
+def test_trust_policies_raise_only_parliaments_known_false_positives(renderings) -> None:
+    """parliament lints identity policies: on a trust policy it can only say that it has no
+    Resource (trust policies never do) and that it does not know OIDC providers as federation
+    sources (its list predates them). Anything else it finds would be real."""
+    for stack in ("dev", "prod"):
+        documents = _all_documents(renderings[stack], "assumeRolePolicy", (ROLE,))
+        for name, document in documents.items():
+            issues = {issue for issue, _ in _parliament_findings(document)}
+            assert issues <= {"UNKNOWN_FEDERATION_SOURCE", "MALFORMED"}, name
+            details = [d for issue, d in _parliament_findings(document) if issue == "MALFORMED"]
+            assert details == ["Statement contains neither Resource nor NotResource"], name
