@@ -34,5 +34,11 @@ def renderings():
     return {stack: render(stack_config(stack)) for stack in ("dev", "prod")}
 
 
-# Local servers: started only by the tests that ask for them.
-from tests.fakes.modal_fixtures import fake_modal, fake_modal_factory, modal_env  # noqa: E402, F401
+# The fakes' fixtures, registered once for the whole session (a fixture imported into several
+# conftest files is a separate fixture in each, and a session-scoped server would start twice).
+# Local servers start only for the tests that ask for them.
+pytest_plugins = (
+    "tests.fakes.modal_fixtures",
+    "tests.fakes.modal_deploy",
+    "tests.fakes.aws_fixtures",
+)

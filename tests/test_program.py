@@ -7,7 +7,6 @@ import pytest
 
 from infra.tools.offline import MOCK_ACCOUNT_ID, mock_access_key_id
 from tests.fakes.engine import InProcessEngine, ProviderCheckFailed
-from tests.fakes.modal_deploy import deploy_modal, deploy_modal_env  # noqa: F401
 from tests.fakes.modal_fixtures import CI_SERVICE_USER
 from tests.stacks import PLANTED, stack_config
 

@@ -1,9 +1,7 @@
 """moto's AWS server in IAM enforcement mode, for tests that must show a policy allows exactly what
 it should and denies the rest.
 
-Use from any test folder's conftest:
-
-    from tests.fakes.aws_fixtures import moto_server  # noqa: F401
+Registered for every test by tests/conftest.py; the server starts only when a test asks for it.
 
 `moto_server` (session-scoped) is a `MotoServer`: its endpoint, an admin principal for setting
 things up, and helpers that create a principal with a given policy document and return its

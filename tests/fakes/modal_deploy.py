@@ -660,10 +660,7 @@ class FakeModalDeployServer(FakeModalServer):
         super().__init__(state, servicer_class=FakeModalDeployServicer)
 
 
-# ---------------------------------------------------------------------------------------------
-# Pytest fixtures: a test folder opts in with
-#     from tests.fakes.modal_deploy import deploy_modal, deploy_modal_env  # noqa: F401
-# ---------------------------------------------------------------------------------------------
+# Pytest fixtures (registered for every test by tests/conftest.py).
 
 
 @pytest.fixture

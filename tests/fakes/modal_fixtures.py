@@ -1,6 +1,4 @@
-"""Pytest fixtures for the fake Modal server. A test folder opts in from its conftest.py:
-
-    from tests.fakes.modal_fixtures import fake_modal, fake_modal_factory, modal_env  # noqa: F401
+"""Pytest fixtures for the fake Modal server (registered for every test by tests/conftest.py).
 
 `fake_modal` starts a fresh server (its own workspace, owner token, and the CI service user
 `rentagpu-ci`) for one test and yields a `FakeModal` handle. `modal_env` additionally exports the
@@ -135,6 +133,32 @@ def fake_modal_factory(
             server.stop()
     bugs = [call.rpc for server in started for call in server.fake_bugs()]
     assert not bugs, f"the fake Modal server crashed handling {bugs}"
+
+
+@pytest.fixture(scope="session")
+def _shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeModal]:
+    config_path = tmp_path_factory.mktemp("modal-config-shared") / "modal.toml"
+    config_path.write_text("")
+    server = FakeModalServer().start()
+    server.state.add_service_user(CI_SERVICE_USER)
+    try:
+        yield FakeModal(server, config_path)
+    finally:
+        server.stop()
+    bugs = [call.rpc for call in server.fake_bugs()]
+    assert not bugs, f"the shared fake Modal server crashed handling {bugs}"
+
+
+@pytest.fixture
+def shared_modal(_shared_server: FakeModal, monkeypatch: pytest.MonkeyPatch) -> FakeModal:
+    """One fake server for the whole session, for tests that only read it: a lookup, a refused
+    token, a misspelt fault. Its state is never reset, so a test that changes the server's state
+    takes `fake_modal` instead; the call log and injected faults are cleared for each test, and
+    its MODAL_* variables are exported (as `modal_env` does)."""
+    _shared_server.clear_calls()
+    _shared_server.server.clear_faults()
+    _shared_server.use(monkeypatch)
+    return _shared_server
 
 
 @pytest.fixture

@@ -21,21 +21,21 @@ def test_an_rpc_it_does_not_implement_fails_loudly_and_is_recorded(modal_env):
     assert call.mutating is True  # unknown RPCs count as mutations until classified
 
 
-def test_a_wrong_token_is_rejected_and_recorded(modal_env):
-    with _client(modal_env, token=(modal_env.token_id, "as-wrong")) as client:
+def test_a_wrong_token_is_rejected_and_recorded(shared_modal):
+    with _client(shared_modal, token=(shared_modal.token_id, "as-wrong")) as client:
         with pytest.raises(AuthError):
             modal.Secret.objects.list(environment_name="main", client=client)
-    assert [(c.rpc, c.status, c.principal) for c in modal_env.calls] == [
+    assert [(c.rpc, c.status, c.principal) for c in shared_modal.calls] == [
         ("SecretList", "UNAUTHENTICATED", None)
     ]
 
 
-def test_recorded_headers_never_hold_the_token_secret(modal_env):
-    with _client(modal_env) as client:
+def test_recorded_headers_never_hold_the_token_secret(shared_modal):
+    with _client(shared_modal) as client:
         modal.Secret.objects.list(environment_name="main", client=client)
-    [call] = modal_env.calls
-    assert call.metadata["x-modal-token-id"] == modal_env.token_id
-    assert modal_env.token_secret not in repr(call)
+    [call] = shared_modal.calls
+    assert call.metadata["x-modal-token-id"] == shared_modal.token_id
+    assert shared_modal.token_secret not in repr(call)
 
 
 def test_injected_faults_are_consumed_in_order(modal_env):
@@ -45,9 +45,9 @@ def test_injected_faults_are_consumed_in_order(modal_env):
     assert [c.status for c in modal_env.calls] == ["UNAVAILABLE", "UNAVAILABLE", "OK"]
 
 
-def test_fault_injection_refuses_a_misspelt_rpc(fake_modal):
+def test_fault_injection_refuses_a_misspelt_rpc(shared_modal):
     with pytest.raises(ValueError, match="not an RPC"):
-        fake_modal.inject("SecretGetOrCreat")
+        shared_modal.inject("SecretGetOrCreat")
 
 
 def test_deleting_an_environment_deletes_what_it_holds(fake_modal):

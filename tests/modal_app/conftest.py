@@ -17,7 +17,7 @@ from modal_app import contract
 from modal_app.context import JobContext, s3_store
 from modal_app.settings import Settings
 from modal_app.storage import JobStore
-from tests.fakes.aws_fixtures import MotoServer, moto_server, unique, web_identity_token  # noqa: F401
+from tests.fakes.aws_fixtures import MotoServer, unique, web_identity_token
 
 INPUT_PREFIX = "jobs/in/"
 OUTPUT_PREFIX = "jobs/out/"
@@ -86,7 +86,7 @@ def modal_token(subject: str | None = None) -> str:
 
 
 @pytest.fixture
-def bucket(moto_server: MotoServer) -> str:  # noqa: F811
+def bucket(moto_server: MotoServer) -> str:
     name = moto_server.create_bucket()
     s3 = moto_server.client("s3")
     s3.put_object(Bucket=name, Key=f"{INPUT_PREFIX}matrix.npy", Body=npy_bytes(MATRIX))
@@ -107,7 +107,7 @@ def _common(server: MotoServer, bucket: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def access_key_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F811
+def access_key_stack(moto_server: MotoServer, bucket: str) -> Stack:
     user = moto_server.create_principal(
         iam.runtime_policy(bucket, INPUT_PREFIX, OUTPUT_PREFIX), path=names.iam_path(ENVIRONMENT)
     )
@@ -119,7 +119,7 @@ def access_key_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F8
 
 
 @pytest.fixture
-def oidc_stack(moto_server: MotoServer, bucket: str) -> Stack:  # noqa: F811
+def oidc_stack(moto_server: MotoServer, bucket: str) -> Stack:
     provider = moto_server.ensure_oidc_provider(names.MODAL_OIDC_HOST, names.MODAL_OIDC_AUDIENCE)
     role_arn = moto_server.create_role(
         iam.modal_runtime_trust(provider, WORKSPACE, ENVIRONMENT, APP, FUNCTION),

@@ -3,8 +3,6 @@ import pytest
 from infra.modal_hook.deployment import ModalAppDeploymentProvider
 from infra.modal_hook.environment import ModalEnvironmentProvider
 from infra.modal_hook.secret import ModalSecretProvider
-from tests.fakes.modal_deploy import deploy_modal, deploy_modal_env  # noqa: F401
-from tests.fakes.modal_fixtures import fake_modal, fake_modal_factory, modal_env  # noqa: F401
 from tests.modal_hook.deploy_support import DEPLOY_POLICY, copy_source
 from tests.modal_hook.support import FAST
 

@@ -55,9 +55,9 @@ def test_the_default_server_is_the_sdks():
     assert DEFAULT_SERVER_URL == modal.config.DEFAULT_SERVER_URL
 
 
-def test_a_bad_token_gives_the_auth_message(fake_modal, monkeypatch, environment_provider):
+def test_a_bad_token_gives_the_auth_message(shared_modal, monkeypatch, environment_provider):
     bad_secret = "as-" + planted("wrong")
-    fake_modal.use(monkeypatch, token=(fake_modal.token_id, bad_secret))
+    shared_modal.use(monkeypatch, token=(shared_modal.token_id, bad_secret))
     with pytest.raises(ModalCallError) as caught:
         environment_provider.create(checked(environment_provider, dev_environment()))
     message = str(caught.value)
@@ -65,7 +65,7 @@ def test_a_bad_token_gives_the_auth_message(fake_modal, monkeypatch, environment
     assert "Modal rejected the token in MODAL_TOKEN_ID/MODAL_TOKEN_SECRET" in message
     assert "modal token info" in message
     assert bad_secret not in message
-    assert [c.status for c in fake_modal.calls] == ["UNAUTHENTICATED"]  # not retried
+    assert [c.status for c in shared_modal.calls] == ["UNAUTHENTICATED"]  # not retried
 
 
 def test_an_unreachable_server_fails_within_the_connect_bound(monkeypatch):

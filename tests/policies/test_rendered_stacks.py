@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.core.config import parse_config
 from infra.policies.checklist import RESOURCE_POLICIES
 from infra.stages.aws import iam
 from infra.tools import plan
@@ -24,6 +23,7 @@ from infra.tools.offline import Rendering, render
 from infra.tools.plan import evaluate, evaluate_stacks
 from infra.tools.plan import resource_view as view
 from tests.policies.support import context, run_pack
+from tests.stacks import stack_config
 
 Verdicts = set[tuple[str, str, str]]
 
@@ -183,7 +183,7 @@ def test_a_star_action_is_caught(renderings) -> None:
     assert any("'ReadStackRoles' allows *" in message for _, _, message in found)
 
 
-def test_a_runtime_builder_that_passes_roles_is_caught(raw_configs, monkeypatch) -> None:
+def test_a_runtime_builder_that_passes_roles_is_caught(monkeypatch) -> None:
     original = iam.runtime_policy
 
     def runtime_policy_with_pass_role(*args):
@@ -192,7 +192,7 @@ def test_a_runtime_builder_that_passes_roles_is_caught(raw_configs, monkeypatch)
         return document
 
     monkeypatch.setattr(iam, "runtime_policy", runtime_policy_with_pass_role)
-    weak = render(parse_config("prod", raw_configs["prod"]))
+    weak = render(stack_config("prod"))
     found = verdicts(weak)
     assert {(p, r) for p, r, _ in found} == {("runtime-cannot-escalate", "prod-runtime-role-s3")}
 

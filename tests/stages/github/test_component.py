@@ -5,7 +5,8 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from infra.stages.github import ruleset as github_stage
+from infra.stages.github import component as github_stage
+from infra.stages.github import ruleset
 from infra.tools.offline import RecordingMocks, render, stable_id
 from tests.stacks import PLANTED, stack_config
 
@@ -222,7 +223,7 @@ def test_main_requires_every_ci_check_and_they_exist_in_ci_yml(renderings) -> No
 
     rules = renderings["prod"].one(RULESET).inputs["rules"]
     required = [c["context"] for c in rules["requiredStatusChecks"]["requiredChecks"]]
-    assert required == list(github_stage.REQUIRED_CHECKS)
+    assert required == list(ruleset.REQUIRED_CHECKS)
     assert rules["requiredStatusChecks"]["strictRequiredStatusChecksPolicy"] is True
 
     workflow = yaml.safe_load((PROJECT_DIR / ".github/workflows/ci.yml").read_text())

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.core.config import RawValue
-from tests.fakes.aws_fixtures import MotoServer, moto_server, unique  # noqa: F401
+from tests.fakes.aws_fixtures import MotoServer, unique
 from tests.fakes.engine import InProcessEngine
 from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
 from tests.stacks import PLANTED, raw_config
@@ -66,7 +66,7 @@ def stacks(
 
 
 @pytest.fixture
-def aws_operator(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:  # noqa: F811
+def aws_operator(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     """The operator's AWS credentials (moto's admin) and endpoint, as a shell would export them."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.admin.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.admin.secret_access_key)
