@@ -20,7 +20,7 @@ import ipaddress
 import re
 from typing import Literal
 
-# --- the runtime secret -------------------------------------------------------------------------
+# The runtime secret.
 
 SECRET_NAME = "rentagpu-runtime"
 
@@ -59,7 +59,7 @@ def required_keys(mode: str) -> tuple[str, ...]:
     raise ValueError(f"unknown auth mode {mode!r}; expected one of: {', '.join(AUTH_MODES)}")
 
 
-# --- what a valid region, bucket and prefix are -------------------------------------------------
+# What a valid region, bucket and prefix are.
 
 _REGION = re.compile(r"^(?:us|eu|ap|sa|ca|me|af|il|mx)(?:-gov)?-[a-z]+-\d$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -112,7 +112,7 @@ def prefixes_overlap(input_prefix: str, output_prefix: str) -> bool:
 DEFAULT_INPUT_PREFIX = "inputs/"
 DEFAULT_OUTPUT_PREFIX = "outputs/"
 
-# --- how the app is deployed --------------------------------------------------------------------
+# How the app is deployed.
 
 APP_NAME_VARIABLE = "MODAL_APP_NAME"
 GPUS_VARIABLE = "RENTAGPU_GPUS"
@@ -149,7 +149,7 @@ def normalise_gpu(choice: str) -> str | None:
     return known[match["type"].upper()] + (f":{match['count']}" if match["count"] else "")
 
 
-# --- what the deploy checks ---------------------------------------------------------------------
+# What the deploy checks.
 
 # The deploy's smoke job: it must answer {"ready": True, ...} (see modal_app/jobs/healthcheck.py).
 SMOKE_PAYLOAD = {"job": "healthcheck"}

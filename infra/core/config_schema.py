@@ -27,7 +27,7 @@ Kind = Literal["string", "integer", "boolean", "array", "object"]
 Rule = Callable[[str], str | None]
 
 
-# --- rules --------------------------------------------------------------------------------------
+# Rules.
 
 _GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -82,7 +82,7 @@ def gpu(value: str) -> str | None:
     return None if contract.normalise_gpu(value) else f"a Modal GPU type: {contract.GPU_EXPECTED}"
 
 
-# --- keys ---------------------------------------------------------------------------------------
+# Keys.
 
 
 @dataclass(frozen=True)

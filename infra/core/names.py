@@ -126,7 +126,7 @@ def modal_subject_pattern(workspace_id: str, environment: str, app: str, functio
     )
 
 
-# --- logical names: how resources are called in the stack's state -------------------------------
+# Logical names: how resources are called in the stack's state.
 # The runbook finds resources in exported state by these, so they are built here, not by hand.
 
 

@@ -154,7 +154,7 @@ class ModalAppDeploymentProvider(ResourceProvider):
         self.smoke_timeout_s = smoke_timeout_s
         self.source_root = source_root
 
-    # -- the contract ----------------------------------------------------------------------
+    # The contract.
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return SCHEMA.check(news)
 
@@ -219,7 +219,7 @@ class ModalAppDeploymentProvider(ResourceProvider):
 
         run_modal(f"stop Modal app '{app}' in '{environment}'", operation, policy=self.policy)
 
-    # -- the deploy ------------------------------------------------------------------------
+    # The deploy.
     def _deploy(self, props: Mapping[str, Any], *, recorded: bool) -> dict[str, Any]:
         """Deploy, smoke-test, roll back on failure. `recorded`: the state holds a deployment."""
         target = Target.from_props(props)

@@ -93,7 +93,7 @@ class StackPolicy:
     check: StackCheck
 
 
-# --- which resources -----------------------------------------------------------------------------
+# Which resources.
 
 GITHUB_SECRET_TYPES = (types.GITHUB_ENVIRONMENT_SECRET, types.GITHUB_REPOSITORY_SECRET)
 # Every way the GitHub provider accepts a secret's value; `value` is the current one.
@@ -138,7 +138,7 @@ def modal_kind(resource: Resource) -> str | None:
     return None
 
 
-# --- reading props -------------------------------------------------------------------------------
+# Reading props.
 
 
 def known(value: Any) -> bool:

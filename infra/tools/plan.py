@@ -100,7 +100,7 @@ def _visible_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
 def plan_document(
     stack: str, config_json: str | None = None, project_dir: Path = PROJECT_DIR
 ) -> dict[str, Any]:
-    """Everything the plan prints, as the JSON object DESIGN.md specifies."""
+    """Everything the plan prints, as one JSON object (the shape `--json` documents in the README)."""
     from infra.core.config import parse_config
     from infra.tools.offline import render
 

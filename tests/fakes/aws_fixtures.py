@@ -235,7 +235,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
                 process.wait()
 
 
-# --- the child process ------------------------------------------------------------------------
+# The child process.
 
 
 def _claims(token: str) -> dict[str, Any]:

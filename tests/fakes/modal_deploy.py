@@ -168,7 +168,7 @@ class FakeModalDeployServicer(FakeModalServicer):
         super().__init__(server)
         self.runtime = server.runtime
 
-    # -- helpers ---------------------------------------------------------------------------
+    # Helpers.
     def _app(self, app_id: str, caller: Caller, *, write: bool) -> FakeApp:
         app = self.state.apps.get(app_id)
         if app is None:
@@ -208,13 +208,13 @@ class FakeModalDeployServicer(FakeModalServicer):
             raise GRPCError(Status.FAILED_PRECONDITION, f"App '{app.id}' is not deployed")
         return live
 
-    # -- environments: a deploy needs the image builder version ------------------------------
+    # Environments: a deploy needs the image builder version.
     def rpc_EnvironmentGetOrCreate(self, request, caller: Caller):
         reply = super().rpc_EnvironmentGetOrCreate(request, caller)
         reply.metadata.settings.image_builder_version = IMAGE_BUILDER_VERSION
         return reply
 
-    # -- looking apps up -------------------------------------------------------------------
+    # Looking apps up.
     def rpc_AppGetByDeploymentName(self, request: api_pb2.AppGetByDeploymentNameRequest, caller):
         env = self._environment(request.environment_name)
         self._require_access(env, caller, write=False)
@@ -269,7 +269,7 @@ class FakeModalDeployServicer(FakeModalServicer):
             production_app_version=live.version if live else 0,
         )
 
-    # -- deploying -------------------------------------------------------------------------
+    # Deploying.
     def rpc_AppCreate(self, request: api_pb2.AppCreateRequest, caller: Caller):
         env = self._environment(request.environment_name)
         self._require_access(env, caller, write=True)
@@ -438,7 +438,7 @@ class FakeModalDeployServicer(FakeModalServicer):
             deployed_at=version.deployed_at,
         )
 
-    # -- managing deployed apps ------------------------------------------------------------
+    # Managing deployed apps.
     def rpc_AppRollback(self, request: api_pb2.AppRollbackRequest, caller: Caller):
         app = self._app(request.app_id, caller, write=True)
         live = self._require_deployed(app)
@@ -487,7 +487,7 @@ class FakeModalDeployServicer(FakeModalServicer):
         deploy.stopped_by = caller.principal.name
         return empty_pb2.Empty()
 
-    # -- calling functions -----------------------------------------------------------------
+    # Calling functions.
     def rpc_FunctionGet(self, request: api_pb2.FunctionGetRequest, caller: Caller):
         env = self._environment(request.environment_name)
         self._require_access(env, caller, write=False)
@@ -562,7 +562,7 @@ class FakeModalDeployServicer(FakeModalServicer):
             )
         return api_pb2.FunctionGetOutputsResponse(outputs=[call.output], num_unfinished_inputs=0)
 
-    # -- the "container" -------------------------------------------------------------------
+    # The "container".
     def _run(
         self,
         app: FakeApp,

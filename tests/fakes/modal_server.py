@@ -132,7 +132,7 @@ class FakeModalServicer(api_grpc.ModalClientBase):
         self._server = server
         self.state = server.state
 
-    # -- dispatch --------------------------------------------------------------------------
+    # Dispatch.
     def __mapping__(self):  # grpclib asks for the handler table once, when the server starts
         table = {}
         for path, handler in super().__mapping__().items():
@@ -190,7 +190,7 @@ class FakeModalServicer(api_grpc.ModalClientBase):
         else:
             await stream.send_message(reply)
 
-    # -- authorization ---------------------------------------------------------------------
+    # Authorization.
     def _require_manager(self, caller: Caller, action: str) -> None:
         if not caller.principal.workspace_manager:
             raise GRPCError(
@@ -215,7 +215,7 @@ class FakeModalServicer(api_grpc.ModalClientBase):
             raise _not_found(f"Environment '{name}' not found")
         return env
 
-    # -- tokens and hello ------------------------------------------------------------------
+    # Tokens and hello.
     def rpc_ClientHello(self, request, caller: Caller):
         return api_pb2.ClientHelloResponse()
 
@@ -233,7 +233,7 @@ class FakeModalServicer(api_grpc.ModalClientBase):
             reply.user_identity.username = caller.principal.name
         return reply
 
-    # -- service users and member tokens (what `rotate` and `incident` use) -----------------
+    # Service users and member tokens (what `rotate` and `incident` use).
     def rpc_WorkspaceNameLookup(self, request, caller: Caller):
         # `modal.Workspace.from_context()` hydrates with this before any workspace call.
         return api_pb2.WorkspaceNameLookupResponse(
@@ -330,7 +330,7 @@ class FakeModalServicer(api_grpc.ModalClientBase):
             self._server.disable_token(token_id)
         return empty_pb2.Empty()
 
-    # -- environments ----------------------------------------------------------------------
+    # Environments.
     def _list_item(self, env: FakeEnvironment) -> api_pb2.EnvironmentListItem:
         return api_pb2.EnvironmentListItem(
             name=env.name,
@@ -454,7 +454,7 @@ class FakeModalServicer(api_grpc.ModalClientBase):
             raise GRPCError(Status.INVALID_ARGUMENT, f"Unknown role: '{request.role_str}'")
         return empty_pb2.Empty()
 
-    # -- secrets ---------------------------------------------------------------------------
+    # Secrets.
     def _secret_metadata(self, secret) -> api_pb2.SecretMetadata:
         return api_pb2.SecretMetadata(
             name=secret.name,
@@ -616,7 +616,7 @@ class FakeModalServer:
         self.port = 0
         self.token_id, self.token_secret = self.add_token(self.state.owner.name)
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # Lifecycle.
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -673,7 +673,7 @@ class FakeModalServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # -- tokens ----------------------------------------------------------------------------
+    # Tokens.
     def add_token(self, principal_name: str, kind: str | None = None) -> tuple[str, str]:
         """A new token for an existing principal (user or service user), made up at runtime."""
         with self.state.lock:
@@ -730,7 +730,7 @@ class FakeModalServer:
             return None
         return Caller(principal, token_id)
 
-    # -- recording -------------------------------------------------------------------------
+    # Recording.
     def record(
         self,
         rpc: str,
@@ -765,7 +765,7 @@ class FakeModalServer:
         with self._lock:
             self._calls.clear()
 
-    # -- faults ----------------------------------------------------------------------------
+    # Faults.
     def inject(
         self,
         rpc: str,

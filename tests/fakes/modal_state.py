@@ -93,7 +93,7 @@ class FakeModalState:
     def now(self) -> float:
         return self._epoch + next(self._clock) * 0.001
 
-    # -- principals ------------------------------------------------------------------------
+    # Principals.
     def add_user(self, name: str, *, workspace_manager: bool = False) -> FakePrincipal:
         with self.lock:
             principal = FakePrincipal(new_id("us"), name, "user", workspace_manager)
@@ -120,7 +120,7 @@ class FakeModalState:
                     return principal
             return None
 
-    # -- environments ----------------------------------------------------------------------
+    # Environments.
     def add_environment(
         self, name: str, *, restricted: bool = False, default: bool = False, default_role: str = ""
     ) -> FakeEnvironment:
@@ -176,7 +176,7 @@ class FakeModalState:
             assert principal is not None, principal_name
             self.environments[environment].roles[principal.id] = role
 
-    # -- secrets ---------------------------------------------------------------------------
+    # Secrets.
     def put_secret(
         self, environment: str, name: str, values: dict[str, str], created_by: str = "owner"
     ) -> FakeSecret:
@@ -208,7 +208,7 @@ class FakeModalState:
                     return secret
             return self.anonymous_secrets.get(secret_id)
 
-    # -- apps ------------------------------------------------------------------------------
+    # Apps.
     def add_app(self, environment: str, name: str, *, state: int | None = None) -> FakeApp:
         from modal_proto import api_pb2
 
@@ -227,7 +227,7 @@ class FakeModalState:
         with self.lock:
             return [a for a in self.apps.values() if a.environment == environment]
 
-    # -- comparison ------------------------------------------------------------------------
+    # Comparison.
     def snapshot(self) -> dict[str, Any]:
         """What a user would check, without generated ids or timestamps."""
         with self.lock:

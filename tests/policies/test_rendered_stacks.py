@@ -73,9 +73,7 @@ def edit_json(text: str, change: Callable[[dict], None]) -> str:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# The program's stacks pass
-# ---------------------------------------------------------------------------------------------
+# The program's stacks pass.
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -96,9 +94,7 @@ def test_dev_and_prod_share_nothing(renderings) -> None:
     assert evaluate_stacks([renderings["dev"], renderings["prod"]]) == []
 
 
-# ---------------------------------------------------------------------------------------------
-# Weakened copies are caught by the right policy
-# ---------------------------------------------------------------------------------------------
+# Weakened copies are caught by the right policy.
 
 
 def test_prod_without_reviewers_is_caught(renderings) -> None:

@@ -108,7 +108,7 @@ def test_drift_with_unreadable_json_fails_rather_than_guessing(workspace: Path) 
     assert not (workspace / "drift" / "status").exists()
 
 
-# --- the issue job ------------------------------------------------------------------------------
+# The issue job.
 
 
 def run_issue(

@@ -146,7 +146,7 @@ def all_jobs() -> Iterator[tuple[str, str, dict]]:
             yield name, job_id, job
 
 
-# --- every workflow -----------------------------------------------------------------------------
+# Every workflow.
 
 
 def test_the_four_workflows_exist() -> None:
@@ -224,7 +224,7 @@ def test_every_shell_script_parses() -> None:
             assert check.returncode == 0, f"{file}/{job}: {check.stderr}"
 
 
-# --- credentials: who can read what ---------------------------------------------------------
+# Credentials: who can read what.
 
 
 def test_each_job_names_exactly_its_listed_environment() -> None:
@@ -288,7 +288,7 @@ def test_every_pulumi_preview_and_up_runs_the_policy_pack() -> None:
     ]
 
 
-# --- pins ---------------------------------------------------------------------------------------
+# Pins.
 
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?:\s+#\s*(?P<comment>.*))?$")
 
@@ -340,7 +340,7 @@ def test_the_python_venv_action_installs_only_hash_locked_requirements() -> None
     assert document["runs"]["steps"][0]["with"]["python-version"] == "3.11"
 
 
-# --- ci.yml -------------------------------------------------------------------------------------
+# Ci.yml.
 
 
 def test_ci_runs_on_pull_requests_and_pushes_to_main() -> None:
@@ -371,7 +371,7 @@ def test_ci_runs_tests_plans_both_stacks_audits_scans_and_lints() -> None:
     assert "ruff check" in step_named(jobs["lint"], "ruff")["run"]
 
 
-# --- preview.yml --------------------------------------------------------------------------------
+# Preview.yml.
 
 
 def test_preview_runs_for_pull_requests_and_pushes_to_main_on_the_same_paths() -> None:
@@ -472,7 +472,7 @@ def test_no_write_credential_is_reachable_from_a_pull_request() -> None:
     assert "secrets.PULUMI_ACCESS_TOKEN" not in "".join(strings(jobs["preview"]))
 
 
-# --- deploy.yml ---------------------------------------------------------------------------------
+# Deploy.yml.
 
 
 def test_deploy_triggers_push_to_main_on_deployable_paths_and_manual_runs() -> None:
@@ -545,7 +545,7 @@ def test_deploy_reads_environment_scoped_credentials_only() -> None:
     assert not {f"secrets.{n}" for n in secrets_read("deploy")} & REPOSITORY_LEVEL
 
 
-# --- drift.yml ----------------------------------------------------------------------------------
+# Drift.yml.
 
 
 def test_drift_runs_on_a_schedule_and_on_demand_from_main() -> None:

@@ -36,7 +36,7 @@ def _allow(sid: str, actions: list[str], resources: list[str], **extra: Any) -> 
     return statement
 
 
-# --- trust policies ---------------------------------------------------------------------------
+# Trust policies.
 
 
 def _web_identity_trust(
@@ -103,7 +103,7 @@ def modal_runtime_trust(
     )
 
 
-# --- permission policies ----------------------------------------------------------------------
+# Permission policies.
 
 
 def runtime_policy(bucket: str, input_prefix: str, output_prefix: str) -> Document:

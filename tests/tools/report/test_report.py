@@ -35,7 +35,7 @@ def document(name: str) -> dict:
     return load_document((FIXTURES / name).read_text())
 
 
-# --- no changes ---------------------------------------------------------------------------------
+# No changes.
 
 
 def test_refresh_without_drift_says_so_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +51,7 @@ def test_preview_without_changes_says_so_and_exits_0(capsys: pytest.CaptureFixtu
     assert out.startswith("### No changes in stack `dev`")
 
 
-# --- drift --------------------------------------------------------------------------------------
+# Drift.
 
 
 def test_a_changed_property_shows_expected_against_actual(
@@ -100,7 +100,7 @@ def test_unchanged_resources_and_the_root_stack_are_left_out() -> None:
     assert built.undetailed == 0
 
 
-# --- secrets ------------------------------------------------------------------------------------
+# Secrets.
 
 
 def planted_fixture(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -178,7 +178,7 @@ def test_hide_values_names_the_properties_only(capsys: pytest.CaptureFixture[str
     assert "*(hidden)*" in out
 
 
-# --- preview ------------------------------------------------------------------------------------
+# Preview.
 
 
 def test_a_preview_lists_creates_updates_replaces_and_deletes(
@@ -210,7 +210,7 @@ def test_a_long_report_is_cut_to_fit_a_github_issue() -> None:
     assert "more resource(s) not shown" in short
 
 
-# --- malformed input ----------------------------------------------------------------------------
+# Malformed input.
 
 
 @pytest.mark.parametrize(
@@ -250,7 +250,7 @@ def test_a_missing_file_is_a_clear_error(
     assert "cannot read" in capsys.readouterr().err
 
 
-# --- pieces -------------------------------------------------------------------------------------
+# Pieces.
 
 
 def test_urns_name_the_type_and_the_resource() -> None:

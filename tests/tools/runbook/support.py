@@ -145,7 +145,7 @@ def assert_never_shown(output: str, values: list[str]) -> None:
     assert not leaked, f"secret values (shown by their last 4) appear in the output: {leaked}"
 
 
-# --- Modal: the checks a user would make with the SDK ---------------------------------------
+# Modal: the checks a user would make with the SDK.
 
 
 def modal_accepts(token: tuple[str, str]) -> bool:
@@ -176,7 +176,7 @@ def modal_reach(token: tuple[str, str], environment: str | None) -> str:
     return "ok"
 
 
-# --- AWS: the runtime IAM resources for real, and a user's checks -----------------------------
+# AWS: the runtime IAM resources for real, and a user's checks.
 
 
 class IamUserHandler:
