@@ -35,7 +35,8 @@ from grpclib import GRPCError, Status
 from modal_proto import api_pb2
 
 from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
-from tests.fakes.modal_server import Caller, FakeModalServer, FakeModalServicer
+from tests.fakes.modal_rpc_base import Caller
+from tests.fakes.modal_server import FakeModalServer, FakeModalServicer
 from tests.fakes.modal_state import FakeApp, FakeModalState, new_id
 
 FAKE_IDENTITY_TOKEN = "fake-modal-identity-token"  # not a secret: no AWS trusts this issuer
