@@ -39,7 +39,6 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             config=cfg.github,
             environment=env,
             is_prod=cfg.is_prod,
-            app_name=cfg.modal.app_name,
             modal_token_id=_secret(cfg.modal.token_id),
             modal_token_secret=_secret(cfg.modal.token_secret),
             modal_read_token_id=_secret(cfg.modal.read_token_id),
@@ -71,6 +70,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             drift_role_arn=aws_stage.drift_role.arn,
             preview_role_arn=aws_stage.preview_role.arn if aws_stage.preview_role else None,
             readonly_environment=readonly,
+            app_name=cfg.modal.app_name if cfg.github.owns_repository_settings else None,
         ),
         opts=pulumi.ResourceOptions(depends_on=[github_stage]),
     )

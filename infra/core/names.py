@@ -57,20 +57,9 @@ def iam_path(environment: str) -> str:
     return f"/rentagpu/{environment}/"
 
 
-def deploy_role_name(environment: str) -> str:
-    return f"{prefix(environment)}-deploy"
-
-
-def preview_role_name(environment: str) -> str:
-    return f"{prefix(environment)}-preview"
-
-
-def drift_role_name(environment: str) -> str:
-    return f"{prefix(environment)}-drift"
-
-
-def runtime_role_name(environment: str) -> str:
-    return f"{prefix(environment)}-runtime"
+def role_name(environment: str, purpose: str) -> str:
+    """An IAM role of the stack: purpose is deploy, preview, drift or runtime."""
+    return f"{prefix(environment)}-{purpose}"
 
 
 def runtime_user_name(environment: str) -> str:
@@ -81,16 +70,9 @@ def runtime_boundary_name(environment: str) -> str:
     return f"{prefix(environment)}-runtime-boundary"
 
 
-def role_arn(account_id: str, environment: str, name: str) -> str:
-    return f"arn:aws:iam::{account_id}:role{iam_path(environment)}{name}"
-
-
-def user_arn(account_id: str, environment: str, name: str) -> str:
-    return f"arn:aws:iam::{account_id}:user{iam_path(environment)}{name}"
-
-
-def policy_arn(account_id: str, environment: str, name: str) -> str:
-    return f"arn:aws:iam::{account_id}:policy{iam_path(environment)}{name}"
+def iam_arn(account_id: str, environment: str, kind: str, name: str) -> str:
+    """The ARN of a stack's IAM `kind` (role, user, policy), under the stack's path."""
+    return f"arn:aws:iam::{account_id}:{kind}{iam_path(environment)}{name}"
 
 
 def oidc_provider_arn(account_id: str, host: str) -> str:

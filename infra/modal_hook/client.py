@@ -239,6 +239,15 @@ class ModalApi:
             await asyncio.sleep(delay)
         raise self._mapped(rpc, status, message, attempt, started)
 
+    async def call_or_none(self, rpc: str, request: Any) -> Any | None:
+        """`call`, answering None where Modal says NOT_FOUND (a lookup, a delete of what is gone)."""
+        try:
+            return await self.call(rpc, request)
+        except ModalCallError as exc:
+            if exc.failure is Failure.NOT_FOUND:
+                return None
+            raise
+
     def _mapped(
         self, rpc: str, status: str, message: str, attempts: int, started: float
     ) -> ModalCallError:

@@ -47,14 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from infra.core.errors import DeployError, ModalCallError
 from infra.core.resource_types import MODAL_APP_DEPLOYMENT_NAME, MODAL_MODULE
@@ -69,7 +62,7 @@ from infra.modal_hook.client import (
 )
 from infra.modal_hook.deploy_command import run_modal_deploy, tail
 from infra.modal_hook.live_app import LiveVersion, Target, find_live, live_version
-from infra.modal_hook.schema import Field, Schema, identity_from
+from infra.modal_hook.schema import Field, Schema, SchemaProvider, identity_from
 from infra.modal_hook.secret import lookup_secret
 from infra.modal_hook.smoke import rolled_back, run_smoke
 from modal_app import contract
@@ -132,13 +125,15 @@ class ModalAppDeploymentArgs:
     modal_version: pulumi.Input[str]
 
 
-class ModalAppDeploymentProvider(ResourceProvider):
+class ModalAppDeploymentProvider(SchemaProvider):
     """Dynamic provider for `ModalAppDeployment`; holds only non-secret settings.
 
     `source_root` is None in real use (the checkout this module lives in); tests point it at a
     copy of the repository. Timeouts: a first deploy builds the image (torch), and a smoke job
     waits for a GPU container to start, so both get minutes, not the RPC policy's seconds.
     """
+
+    schema = SCHEMA
 
     def __init__(
         self,
@@ -148,18 +143,10 @@ class ModalAppDeploymentProvider(ResourceProvider):
         smoke_timeout_s: float = 15 * 60,
         source_root: str | None = None,
     ) -> None:
-        super().__init__()
-        self.policy = policy
+        super().__init__(policy)
         self.deploy_timeout_s = deploy_timeout_s
         self.smoke_timeout_s = smoke_timeout_s
         self.source_root = source_root
-
-    # The contract.
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return SCHEMA.check(news)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return SCHEMA.diff(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._deploy(props, recorded=False)
@@ -370,18 +357,10 @@ class ModalAppDeploymentProvider(ResourceProvider):
 class ModalAppDeployment(
     pulumi.dynamic.Resource, module=MODAL_MODULE, name=MODAL_APP_DEPLOYMENT_NAME
 ):
-    """The GPU app deployed to Modal and smoke-tested (see the module docstring)."""
+    """The GPU app deployed to Modal and smoke-tested (see the module docstring). Every property of
+    SCHEMA is an output of the same name; these are the ones the program reads."""
 
-    environment_name: pulumi.Output[str]
     app_name: pulumi.Output[str]
-    function_name: pulumi.Output[str]
-    gpus: pulumi.Output[list[str]]
-    auth_mode: pulumi.Output[str]
-    runtime_secret_name: pulumi.Output[str]
-    runtime_secret_id: pulumi.Output[str]
-    secret_fingerprint: pulumi.Output[str]
-    source_hash: pulumi.Output[str]
-    modal_version: pulumi.Output[str]
     app_id: pulumi.Output[str]
     version: pulumi.Output[int]
     deployment_tag: pulumi.Output[str]

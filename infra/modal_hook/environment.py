@@ -24,21 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from infra.core.config import StackConfig
 from infra.core.errors import Failure, ModalCallError, ModalHookError
 from infra.core.resource_types import MODAL_ENVIRONMENT_NAME, MODAL_MODULE
 from infra.modal_hook import validation
-from infra.modal_hook.client import DEFAULT_POLICY, CallPolicy, ModalApi, run_modal
-from infra.modal_hook.schema import Field, Schema
+from infra.modal_hook.client import ModalApi, run_modal
+from infra.modal_hook.schema import Field, Schema, SchemaProvider
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +99,10 @@ class _LiveRole:
     assigned: bool
 
 
-class ModalEnvironmentProvider(ResourceProvider):
-    """Dynamic provider for `ModalEnvironment`; holds nothing but its (non-secret) call policy."""
+class ModalEnvironmentProvider(SchemaProvider):
+    """Dynamic provider for `ModalEnvironment`."""
 
-    def __init__(self, policy: CallPolicy = DEFAULT_POLICY) -> None:
-        super().__init__()
-        self.policy = policy
-
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return SCHEMA.check(news)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return SCHEMA.diff(olds, news)
+    schema = SCHEMA
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         name = props["environment_name"]
@@ -205,11 +190,7 @@ class ModalEnvironmentProvider(ResourceProvider):
             if (apps or secrets) and not allowed:
                 raise ModalHookError(_refusal(name, apps, secrets))
             log.warning("deleting Modal environment %r and everything in it", name)
-            try:
-                await api.call("EnvironmentDelete", api_pb2.EnvironmentDeleteRequest(name=name))
-            except ModalCallError as exc:
-                if exc.failure is not Failure.NOT_FOUND:
-                    raise
+            await api.call_or_none("EnvironmentDelete", api_pb2.EnvironmentDeleteRequest(name=name))
 
         run_modal(f"delete Modal environment '{name}'", operation, policy=self.policy)
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.core.errors import Failure, ModalCallError
 from infra.modal_hook.client import CallPolicy, ModalApi, run_modal
 
 
@@ -67,13 +66,8 @@ async def find_live(api: ModalApi, environment: str, app: str) -> LiveVersion | 
     from modal_proto import api_pb2
 
     request = api_pb2.AppGetByDeploymentNameRequest(name=app, environment_name=environment)
-    try:
-        reply = await api.call("AppGetByDeploymentName", request)
-    except ModalCallError as exc:
-        if exc.failure is Failure.NOT_FOUND:
-            return None
-        raise
-    if not reply.app_id:
+    reply = await api.call_or_none("AppGetByDeploymentName", request)
+    if reply is None or not reply.app_id:
         return None
     history = await api.call(
         "AppDeploymentHistory", api_pb2.AppDeploymentHistoryRequest(app_id=reply.app_id)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, DiffResult
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
 
 from infra.core.wire import contains_unknown
+from infra.modal_hook.client import DEFAULT_POLICY, CallPolicy
 from infra.modal_hook.validation import Problems
 
 # How a change to a property reaches Modal: a new object, an update in place, or not at all (the
@@ -114,6 +115,23 @@ class Schema:
         return any(
             differs(olds.get(f.name), news.get(f.name)) for f in self.inputs if f.change == change
         )
+
+
+class SchemaProvider(ResourceProvider):
+    """A dynamic provider whose `check` and `diff` come from its resource's schema. It holds only
+    its (non-secret) call policy: Pulumi pickles the provider into state."""
+
+    schema: Schema
+
+    def __init__(self, policy: CallPolicy = DEFAULT_POLICY) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return self.schema.check(news)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return self.schema.diff(olds, news)
 
 
 def _canonical(value: Any) -> Any:

@@ -24,20 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from infra.core.errors import Failure, ModalCallError
 from infra.core.resource_types import MODAL_MODULE, MODAL_SECRET_NAME
 from infra.modal_hook import validation
-from infra.modal_hook.client import DEFAULT_POLICY, CallPolicy, ModalApi, run_modal
-from infra.modal_hook.schema import Field, Schema, differs, identity_from
+from infra.modal_hook.client import ModalApi, run_modal
+from infra.modal_hook.schema import Field, Schema, SchemaProvider, differs, identity_from
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +81,10 @@ class LiveSecret:
     keys: tuple[str, ...]
 
 
-class ModalSecretProvider(ResourceProvider):
-    """Dynamic provider for `ModalSecret`; holds nothing but its (non-secret) call policy."""
+class ModalSecretProvider(SchemaProvider):
+    """Dynamic provider for `ModalSecret`."""
 
-    def __init__(self, policy: CallPolicy = DEFAULT_POLICY) -> None:
-        super().__init__()
-        self.policy = policy
-
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return SCHEMA.check(news)
+    schema = SCHEMA
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Keys read back by refresh that differ from the values' keys are drift to repair.
@@ -146,11 +134,7 @@ class ModalSecretProvider(ResourceProvider):
             if live is None:
                 log.info("Modal secret %r in %r is already gone", name, environment)
                 return
-            try:
-                await api.call("SecretDelete", api_pb2.SecretDeleteRequest(secret_id=live.id))
-            except ModalCallError as exc:
-                if exc.failure is not Failure.NOT_FOUND:
-                    raise
+            await api.call_or_none("SecretDelete", api_pb2.SecretDeleteRequest(secret_id=live.id))
 
         action = f"delete Modal secret '{name}' in environment '{environment}'"
         run_modal(action, operation, policy=self.policy, secrets=_secret_strings(props))
@@ -259,10 +243,7 @@ async def lookup_secret(api: ModalApi, environment: str, name: str) -> LiveSecre
     from modal_proto import api_pb2
 
     request = api_pb2.SecretGetOrCreateRequest(deployment_name=name, environment_name=environment)
-    try:
-        reply = await api.call("SecretGetOrCreate", request)
-    except ModalCallError as exc:
-        if exc.failure is Failure.NOT_FOUND:
-            return None
-        raise
+    reply = await api.call_or_none("SecretGetOrCreate", request)
+    if reply is None:
+        return None
     return LiveSecret(reply.secret_id, tuple(sorted(reply.metadata.keys)))

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from infra.core.config_schema import MODAL_ROLES as ROLES
+from infra.core.config_schema import modal_user
 from infra.core.wire import is_unknown
 
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _APP_ID = re.compile(r"^ap-[A-Za-z0-9]{22}$")
-_SERVICE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _GPU = re.compile(r"^[A-Za-z0-9-]+(?::[1-8])?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -62,7 +62,7 @@ def service_user_roles(prop: str, value: Any) -> Problems:
         return [(prop, "must map service user names to a role (contributor, viewer, no-access)")]
     problems: Problems = []
     for name, role in value.items():
-        if not isinstance(name, str) or not _SERVICE_USER.fullmatch(name):
+        if not isinstance(name, str) or modal_user(name) is not None:
             problems.append((f"{prop}.{name}", "is not a Modal service user name"))
         if not is_unknown(role) and role not in ROLES:
             problems.append((f"{prop}.{name}", f"must be one of: {', '.join(ROLES)}"))

@@ -97,7 +97,7 @@ def _check_subject(
                 f"{ctx.environment} stack: each stack's roles trust only its own environment "
                 f"({allowed})"
             )
-        elif environment == readonly and role == names.deploy_role_name(ctx.environment):
+        elif environment == readonly and role == names.role_name(ctx.environment, "deploy"):
             yield (
                 f"GitHub subject {subject!r} lets jobs in {readonly!r}, which has no required "
                 f"reviewers, assume the deploy role: it trusts only environment {own!r}"

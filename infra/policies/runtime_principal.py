@@ -23,7 +23,7 @@ from infra.policies.model import (
 )
 
 # The suffix names.py gives the runtime role and user, whatever the environment.
-_RUNTIME_SUFFIX = names.runtime_role_name("x").removeprefix(names.prefix("x"))
+_RUNTIME_SUFFIX = names.role_name("x", "runtime").removeprefix(names.prefix("x"))
 _BOUNDARY_SUFFIX = names.runtime_boundary_name("x").removeprefix(names.prefix("x"))
 _FORBIDDEN_RUNTIME_SERVICES = ("iam", "sts")
 

@@ -26,6 +26,7 @@ from infra.core.errors import ConfigError
 from infra.policies.checklist import run_policies
 from infra.policies.cross_stack import check_stacks_share_nothing
 from infra.policies.model import PolicyContext, Resource, Violation
+from infra.tools.command import add_command
 
 UNSET = "<unset>"
 REQUIRED_SECRETS = tuple(full_key(k) for k in ("modalTokenId", "modalTokenSecret"))
@@ -184,13 +185,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if mandatory else 0
 
 
+SUMMARY = "render a stack offline and print its resources and policy verdicts"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "plan",
-        help="render a stack offline and print its resources and policy verdicts",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "plan", SUMMARY, __doc__)
+    # Any name: a stack file that does not exist, or a stack that is not dev or prod, gets the
+    # config check's own message rather than argparse's.
     parser.add_argument("--stack", required=True, help="stack name: dev or prod")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

@@ -124,7 +124,7 @@ def oidc_stack(moto_server: MotoServer, bucket: str) -> Stack:
     role_arn = moto_server.create_role(
         iam.modal_runtime_trust(provider, WORKSPACE, ENVIRONMENT, APP, FUNCTION),
         iam.runtime_policy(bucket, INPUT_PREFIX, OUTPUT_PREFIX),
-        name=unique(names.runtime_role_name(ENVIRONMENT)),
+        name=unique(names.role_name(ENVIRONMENT, "runtime")),
         path=names.iam_path(ENVIRONMENT),
     )
     environ = _common(moto_server, bucket) | {

@@ -21,7 +21,7 @@ class TestStacksShareNothing:
     def test_per_environment_names_do_not_collide(self) -> None:
         stacks = {
             env: [
-                r(T.AWS_ROLE, f"{env}-deploy-role", name=names.deploy_role_name(env)),
+                r(T.AWS_ROLE, f"{env}-deploy-role", name=names.role_name(env, "deploy")),
                 r(
                     MODAL_SECRET_TYPE,
                     f"{env}-secret",

@@ -55,21 +55,21 @@ class TestOidcTrustPinned:
         [
             (
                 iam.github_deploy_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", "prod"),
-                names.deploy_role_name("prod"),
+                names.role_name("prod", "deploy"),
             ),
             (
                 iam.github_preview_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu"),
-                names.preview_role_name("prod"),
+                names.role_name("prod", "preview"),
             ),
             (
                 iam.github_drift_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", "prod-readonly"),
-                names.drift_role_name("prod"),
+                names.role_name("prod", "drift"),
             ),
             (
                 iam.github_drift_trust(GITHUB_PROVIDER, "acme-ml", "rentagpu", None),
-                names.drift_role_name("prod"),
+                names.role_name("prod", "drift"),
             ),
-            (MODAL_TRUST, names.runtime_role_name("prod")),
+            (MODAL_TRUST, names.role_name("prod", "runtime")),
         ],
         ids=["deploy", "preview", "drift-prod-readonly", "drift-main", "modal-runtime"],
     )
@@ -150,7 +150,7 @@ class TestOidcTrustPinned:
     def test_the_deploy_role_never_trusts_the_readonly_environment(self) -> None:
         # prod-readonly has no required reviewers: a deploy role trusting it skips them.
         trust = github_trust_with("StringEquals", "repo:acme-ml/rentagpu:environment:prod-readonly")
-        (message,) = check(self.policy, T.AWS_ROLE, role(trust, names.deploy_role_name("prod")))
+        (message,) = check(self.policy, T.AWS_ROLE, role(trust, names.role_name("prod", "deploy")))
         assert "assume the deploy role" in message and "'prod'" in message
 
     def test_a_trust_without_sub_is_refused(self) -> None:

@@ -15,7 +15,7 @@ from tests.policies.support import (
     role_policy,
 )
 
-RUNTIME_ROLE = names.runtime_role_name("prod")
+RUNTIME_ROLE = names.role_name("prod", "runtime")
 
 
 def runtime_with(*extra_actions: str) -> dict:

@@ -165,30 +165,22 @@ class AwsStage(pulumi.ComponentResource):
             self.runtime_access_key_id = self.runtime_access_key.id
             self.runtime_secret_access_key = pulumi.Output.secret(self.runtime_access_key.secret)
         else:
-            role = aws.iam.Role(
-                f"{env}-runtime-role",
-                name=names.runtime_role_name(env),
-                path=path,
-                description="Assumed by the GPU app's containers through Modal's identity token",
-                assume_role_policy=_json(
-                    iam.modal_runtime_trust,
-                    modal_oidc_arn,
-                    args.modal.workspace_id,
-                    env,
-                    args.modal.app_name,
-                    args.modal.function_name,
-                ),
-                permissions_boundary=self.runtime_boundary.arn,
-                max_session_duration=3600,
-                tags=tags(env),
-                opts=child,
+            trust = _json(
+                iam.modal_runtime_trust,
+                modal_oidc_arn,
+                args.modal.workspace_id,
+                env,
+                args.modal.app_name,
+                args.modal.function_name,
             )
-            aws.iam.RolePolicy(
-                f"{env}-runtime-role-s3",
-                name="s3-job-prefixes",
-                role=role.name,
-                policy=runtime_policy,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+            role = self._role(
+                env,
+                "runtime",
+                trust,
+                runtime_policy,
+                "Assumed by the GPU app's containers through Modal's identity token",
+                boundary=self.runtime_boundary.arn,
+                inline_policy=("role-s3", "s3-job-prefixes"),
             )
             self.runtime_role_arn = role.arn
 
@@ -201,10 +193,9 @@ class AwsStage(pulumi.ComponentResource):
         """CI roles: deploy (per environment), preview and drift (read-only)."""
         cfg, env = args.config, args.environment
         access_key_mode = cfg.auth_mode == contract.ACCESS_KEY
-        self.deploy_role = self._ci_role(
+        self.deploy_role = self._role(
             env,
             "deploy",
-            names.deploy_role_name(env),
             _json(
                 iam.github_deploy_trust,
                 github_oidc_arn,
@@ -218,10 +209,9 @@ class AwsStage(pulumi.ComponentResource):
         read_only = _json(lambda a: iam.read_only_policy(a, env, cfg.bucket), account_id)
         self.preview_role = None
         if args.readonly_environment is None:
-            self.preview_role = self._ci_role(
+            self.preview_role = self._role(
                 env,
                 "preview",
-                names.preview_role_name(env),
                 _json(
                     iam.github_preview_trust,
                     github_oidc_arn,
@@ -231,10 +221,9 @@ class AwsStage(pulumi.ComponentResource):
                 read_only,
                 "Read-only `pulumi preview` of this stack from pull requests of this repository",
             )
-        self.drift_role = self._ci_role(
+        self.drift_role = self._role(
             env,
             "drift",
-            names.drift_role_name(env),
             _json(
                 iam.github_drift_trust,
                 github_oidc_arn,
@@ -276,28 +265,34 @@ class AwsStage(pulumi.ComponentResource):
             aws.iam.get_open_id_connect_provider_output(arn=modal_arn, opts=invoke).arn,
         )
 
-    def _ci_role(
+    def _role(
         self,
         env: str,
         purpose: str,
-        role_name: str,
-        trust: pulumi.Output[str],
-        policy: pulumi.Output[str],
+        trust: pulumi.Input[str],
+        policy: pulumi.Input[str],
         description: str,
+        *,
+        boundary: pulumi.Input[str] | None = None,
+        inline_policy: tuple[str, str] | None = None,
     ) -> aws.iam.Role:
+        """A role of the stack with one inline policy. `inline_policy` is (logical suffix, name)
+        when it is not the CI roles' (`role-policy`, `PURPOSE-ENV`)."""
+        suffix, policy_name = inline_policy or ("role-policy", f"{purpose}-{env}")
         role = aws.iam.Role(
             f"{env}-{purpose}-role",
-            name=role_name,
+            name=names.role_name(env, purpose),
             path=names.iam_path(env),
             description=description,
             assume_role_policy=trust,
+            permissions_boundary=boundary,
             max_session_duration=3600,
             tags=tags(env),
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.iam.RolePolicy(
-            f"{env}-{purpose}-role-policy",
-            name=f"{purpose}-{env}",
+            f"{env}-{purpose}-{suffix}",
+            name=policy_name,
             role=role.name,
             policy=policy,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),

@@ -215,8 +215,12 @@ def deploy_policy(
     create it or rewrite its trust could name itself and read the bucket through it. CI changes
     only the role's inline policy, which the boundary caps.
     """
-    runtime_role = names.role_arn(account_id, environment, names.runtime_role_name(environment))
-    boundary = names.policy_arn(account_id, environment, names.runtime_boundary_name(environment))
+    runtime_role = names.iam_arn(
+        account_id, environment, "role", names.role_name(environment, "runtime")
+    )
+    boundary = names.iam_arn(
+        account_id, environment, "policy", names.runtime_boundary_name(environment)
+    )
     statements = _read_statements(account_id, environment, bucket) + [
         _allow(
             "ManageRuntimeRolePolicy",
@@ -228,7 +232,9 @@ def deploy_policy(
     if access_key_mode:
         # In access-key mode CI must create the runtime user's keys, so it can always obtain
         # runtime credentials; the boundary still caps them at this bucket's objects.
-        runtime_user = names.user_arn(account_id, environment, names.runtime_user_name(environment))
+        runtime_user = names.iam_arn(
+            account_id, environment, "user", names.runtime_user_name(environment)
+        )
         statements += [
             _allow(
                 "CreateRuntimeUserUnderBoundary",

@@ -1,4 +1,5 @@
-"""The AWS role ARNs and region, published to GitHub where the workflows read them.
+"""What the workflows read that is not secret, published to GitHub as variables: the AWS role
+ARNs and region per stack, and (from the stack that owns repository settings) `MODAL_APP_NAME`.
 
 Declared after the AWS stage (it needs the roles' ARNs). Role ARNs are not secrets (knowing one
 grants nothing without a matching OIDC token), so they are variables: readable in logs, which makes
@@ -25,6 +26,7 @@ class GitHubCiVariablesArgs:
     drift_role_arn: pulumi.Input[str]
     preview_role_arn: pulumi.Input[str] | None = None  # dev only
     readonly_environment: str | None = None  # prod only
+    app_name: str | None = None  # the stack that owns repository-wide settings only
 
 
 def ci_variable_values(
@@ -35,20 +37,22 @@ def ci_variable_values(
     where: dict[str | None, dict[str, pulumi.Input[str]]] = {
         args.environment: {"AWS_DEPLOY_ROLE_ARN": args.deploy_role_arn, "AWS_REGION": args.region}
     }
+    repository: dict[str, pulumi.Input[str]] = {}
+    if args.app_name is not None:
+        repository[names.APP_NAME_VARIABLE] = args.app_name
     if args.readonly_environment is not None:
         where[args.readonly_environment] = {
             "AWS_DRIFT_ROLE_ARN": args.drift_role_arn,
             "AWS_REGION": args.region,
         }
     else:
-        where[None] = {
-            names.repository_name(args.environment, "DRIFT_ROLE_ARN"): args.drift_role_arn,
-            names.repository_name(args.environment, "AWS_REGION"): args.region,
-        }
+        repository[names.repository_name(args.environment, "DRIFT_ROLE_ARN")] = args.drift_role_arn
+        repository[names.repository_name(args.environment, "AWS_REGION")] = args.region
         if args.preview_role_arn is not None:
-            where[None][names.repository_name(args.environment, "PREVIEW_ROLE_ARN")] = (
-                args.preview_role_arn
-            )
+            preview = names.repository_name(args.environment, "PREVIEW_ROLE_ARN")
+            repository[preview] = args.preview_role_arn
+    if repository:
+        where[None] = repository
     return where
 
 

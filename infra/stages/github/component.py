@@ -28,7 +28,6 @@ class GitHubStageArgs:
     config: GitHubConfig
     environment: str
     is_prod: bool
-    app_name: str
     modal_token_id: pulumi.Input[str]
     modal_token_secret: pulumi.Input[str]
     modal_read_token_id: pulumi.Input[str] | None = None
@@ -73,7 +72,6 @@ class GitHubStage(pulumi.ComponentResource):
         self._repository = args.config.repository
         self._deploy_environment(args)
         self._read_credentials(args)
-        self.app_name_variable = None
         self.main_ruleset = None
         if args.config.owns_repository_settings:
             self._repository_settings(args)
@@ -135,15 +133,9 @@ class GitHubStage(pulumi.ComponentResource):
         ]
 
     def _repository_settings(self, args: GitHubStageArgs) -> None:
-        """Repository-wide settings, declared by the one stack that owns them."""
+        """Repository-wide settings, declared by the one stack that owns them (the variables the
+        workflows read are `GitHubCiVariables`')."""
         child = pulumi.ResourceOptions(parent=self)
-        self.app_name_variable = github.ActionsVariable(
-            "modal-app-name",
-            repository=self._repository,
-            variable_name=names.APP_NAME_VARIABLE,
-            value=args.app_name,
-            opts=child,
-        )
         self.main_ruleset = github.RepositoryRuleset(
             "main-ruleset",
             repository=self._repository,

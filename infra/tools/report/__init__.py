@@ -23,6 +23,7 @@ import argparse
 import sys
 
 from infra.core.errors import ReportError
+from infra.tools.command import add_command
 from infra.tools.report.changes import build_report
 from infra.tools.report.document import load_document
 from infra.tools.report.markdown import DEFAULT_MAX_CHARS, render_markdown
@@ -47,13 +48,11 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if report.has_changes else EXIT_NO_CHANGES
 
 
+SUMMARY = "turn `pulumi preview/refresh --json` output into a markdown report"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="turn `pulumi preview/refresh --json` output into a markdown report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "report", SUMMARY, __doc__)
     parser.add_argument("file", nargs="?", default="-", help="engine JSON (default: stdin)")
     parser.add_argument(
         "--kind",

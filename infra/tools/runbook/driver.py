@@ -7,11 +7,13 @@ with secret values on stdin, never in argv.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from infra.core.config import RawValue
 from infra.core.config_schema import ENVIRONMENTS
@@ -181,3 +183,21 @@ def resources_from_export(document: Mapping[str, Any]) -> list[StateResource]:
 
 def other_stack_drivers(stack: str, make: Callable[[str], StackDriver]) -> dict[str, StackDriver]:
     return {other: make(other) for other in ENVIRONMENTS if other != stack}
+
+
+@dataclass(frozen=True)
+class Console:
+    """Where a runbook command reads and writes, and how it reaches each stack. The defaults are
+    the operator's terminal and the `pulumi` CLI; tests pass in-process stacks and buffers."""
+
+    drivers: Callable[[str], StackDriver] = PulumiCliDriver
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    def driver(self, stack: str) -> StackDriver:
+        return self.drivers(stack)
+
+    def peers(self, stack: str) -> dict[str, StackDriver]:
+        """Drivers of every other stack of the project."""
+        return other_stack_drivers(stack, self.drivers)

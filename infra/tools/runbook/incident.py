@@ -20,15 +20,11 @@ could not be checked. Output shows masked ids only.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Callable, Mapping
-from typing import TextIO
 
-from infra.core.config_schema import ENVIRONMENTS
 from infra.core.errors import IncidentError, RentagpuError
+from infra.tools.command import add_command, add_stack_argument
 from infra.tools.runbook.credential_input import read_credential
-from infra.tools.runbook.driver import PulumiCliDriver, StackDriver, other_stack_drivers
+from infra.tools.runbook.driver import Console
 from infra.tools.runbook.incident_places import (
     CREDENTIALS,
     OLD_ID_VARIABLE,
@@ -38,15 +34,12 @@ from infra.tools.runbook.incident_places import (
 )
 from infra.tools.runbook.incident_verify import render_verdict, verify
 
+SUMMARY = "where a credential lives, how to revoke and rotate it; --verify it is gone"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "incident",
-        help="where a credential lives, how to revoke and rotate it; --verify it is gone",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--stack", required=True, choices=ENVIRONMENTS)
+    parser = add_command(subparsers, "incident", SUMMARY, __doc__)
+    add_stack_argument(parser)
     parser.add_argument("--credential", required=True, choices=CREDENTIALS)
     parser.add_argument(
         "--verify",
@@ -63,18 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=command)
 
 
-def command(
-    args: argparse.Namespace,
-    *,
-    drivers: Callable[[str], StackDriver] | None = None,
-    stdin: TextIO | None = None,
-    out: TextIO | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> int:
-    make = drivers or (lambda stack: PulumiCliDriver(stack))
-    out = out or sys.stdout
-    environ = os.environ if environ is None else environ
-    driver = make(args.stack)
+def command(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    driver = console.driver(args.stack)
     if not args.verify:
         notes: list[str] = []
         try:
@@ -82,18 +66,16 @@ def command(
         except RentagpuError as error:
             notes.append(f"stack config unreadable ({error}); names below use placeholders")
             raw = {}
-        print(
-            render_listing(args.credential, StackFacts.from_config(args.stack, raw), notes),
-            file=out,
-        )
+        facts = StackFacts.from_config(args.stack, raw)
+        print(render_listing(args.credential, facts, notes), file=console.out)
         return 0
-    source = args.old_from or ("env" if environ.get(OLD_ID_VARIABLE) else "stdin")
+    source = args.old_from or ("env" if console.environ.get(OLD_ID_VARIABLE) else "stdin")
     old_id, old_secret = read_credential(
         source,
         id_variable=OLD_ID_VARIABLE,
         secret_variable=OLD_SECRET_VARIABLE,
-        stdin=stdin or sys.stdin,
-        environ=environ,
+        stdin=console.stdin,
+        environ=console.environ,
         prompt=f"old {args.credential}",
         ask_secret=args.credential != "github-token",  # a GitHub token is a single value
     )
@@ -104,8 +86,8 @@ def command(
         driver,
         old_id,
         old_secret,
-        peers=other_stack_drivers(args.stack, make),
-        environ=environ,
+        peers=console.peers(args.stack),
+        environ=console.environ,
     )
-    print(render_verdict(args.credential, args.stack, old_id, verdict), file=out)
+    print(render_verdict(args.credential, args.stack, old_id, verdict), file=console.out)
     return 0 if verdict.ok else 1

@@ -242,7 +242,7 @@ def actions(credential: str, facts: StackFacts) -> tuple[list[str], list[str]]:
             note = (
                 f"stack '{env}' runs with awsAuth={facts.auth_mode}: there is no long-lived key. "
                 "Role sessions last at most 1 hour; to cut live ones now: IAM console > Roles > "
-                f"{names.runtime_role_name(env)} > Revoke active sessions"
+                f"{names.role_name(env, 'runtime')} > Revoke active sessions"
             )
             return [note], [note]
         revoke = [

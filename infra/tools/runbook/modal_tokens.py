@@ -119,6 +119,16 @@ def _modal_environ(token: ModalToken | None) -> dict[str, str]:
     return environ
 
 
+def _as_token(token: ModalToken, action: str, operation, refused: tuple[Failure, ...], answer):
+    """Run `operation` with `token` (not the operator's); `answer` when Modal refuses it so."""
+    try:
+        return run_modal(action, operation, environ=_modal_environ(token), secrets=token.values())
+    except ModalCallError as error:
+        if error.failure in refused:
+            return answer
+        raise
+
+
 def identify_token(token: ModalToken, what: str) -> TokenIdentity | None:
     """Ask Modal who `token` is (TokenInfoGet); None when Modal rejects it."""
 
@@ -132,17 +142,7 @@ def identify_token(token: ModalToken, what: str) -> TokenIdentity | None:
             kind, principal = "user", reply.user_identity.username
         return TokenIdentity(kind, principal, reply.workspace_id, reply.workspace_name)
 
-    try:
-        return run_modal(
-            f"check the {what} with Modal",
-            operation,
-            environ=_modal_environ(token),
-            secrets=token.values(),
-        )
-    except ModalCallError as error:
-        if error.failure is Failure.AUTH:
-            return None
-        raise
+    return _as_token(token, f"check the {what} with Modal", operation, (Failure.AUTH,), None)
 
 
 def reaches_environment(token: ModalToken, environment: str) -> bool:
@@ -160,17 +160,8 @@ def reaches_environment(token: ModalToken, environment: str) -> bool:
         await api.call("SecretGetOrCreate", request)
         return True
 
-    try:
-        return run_modal(
-            f"reach Modal environment '{environment}'",
-            operation,
-            environ=_modal_environ(token),
-            secrets=token.values(),
-        )
-    except ModalCallError as error:
-        if error.failure in (Failure.AUTH, Failure.PERMISSION_DENIED, Failure.NOT_FOUND):
-            return False
-        raise
+    refused = (Failure.AUTH, Failure.PERMISSION_DENIED, Failure.NOT_FOUND)
+    return _as_token(token, f"reach Modal environment '{environment}'", operation, refused, False)
 
 
 def create_service_user(name: str) -> ModalToken:

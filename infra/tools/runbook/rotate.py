@@ -36,12 +36,9 @@ The stack is driven through `StackDriver` so tests can run all of this without t
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Mapping
-from typing import TextIO
 
-from infra.core.config_schema import ENVIRONMENTS
-from infra.tools.runbook.driver import PulumiCliDriver, StackDriver, other_stack_drivers
+from infra.tools.command import add_command, add_stack_argument
+from infra.tools.runbook.driver import Console
 from infra.tools.runbook.modal_tokens import TOKEN_SLOTS
 from infra.tools.runbook.rotate_aws_key import rotate_aws_key
 from infra.tools.runbook.rotate_modal_token import (
@@ -50,18 +47,15 @@ from infra.tools.runbook.rotate_modal_token import (
     rotate_modal_token,
 )
 
+SUMMARY = "rotate a Modal token or the runtime AWS key of a stack, step by step"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "rotate",
-        help="rotate a Modal token or the runtime AWS key of a stack, step by step",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "rotate", SUMMARY, __doc__)
     kinds = parser.add_subparsers(dest="credential", required=True)
     for credential in TOKEN_SLOTS:
         token = kinds.add_parser(credential, help=f"rotate the stack's {credential}")
-        token.add_argument("--stack", required=True, choices=ENVIRONMENTS)
+        add_stack_argument(token)
         source = token.add_mutually_exclusive_group(required=True)
         source.add_argument(
             "--create-service-user",
@@ -83,24 +77,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         token.set_defaults(func=command)
     key = kinds.add_parser("aws-key", help="rotate the runtime IAM user's access key")
-    key.add_argument("--stack", required=True, choices=ENVIRONMENTS)
+    add_stack_argument(key)
     key.add_argument("--resume", action="store_true", help="finish a rotation whose up failed")
     key.set_defaults(func=command)
 
 
-def command(
-    args: argparse.Namespace,
-    *,
-    drivers: Callable[[str], StackDriver] | None = None,
-    stdin: TextIO | None = None,
-    out: TextIO | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> int:
-    make = drivers or (lambda stack: PulumiCliDriver(stack))
-    out = out or sys.stdout
-    driver = make(args.stack)
+def command(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    driver = console.driver(args.stack)
     if args.credential == "aws-key":
-        rotate_aws_key(driver, resume=args.resume, out=out, environ=environ)
+        rotate_aws_key(driver, resume=args.resume, out=console.out, environ=console.environ)
         return 0
     source = None
     if not args.resume:
@@ -110,9 +96,9 @@ def command(
         TOKEN_SLOTS[args.credential],
         source,
         revoke_old=args.revoke_old,
-        peers=other_stack_drivers(args.stack, make),
-        out=out,
-        stdin=stdin or sys.stdin,
-        environ=environ,
+        peers=console.peers(args.stack),
+        out=console.out,
+        stdin=console.stdin,
+        environ=console.environ,
     )
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -127,13 +128,15 @@ def run_cli(
 ) -> tuple[int, str]:
     """`python -m infra ARGV` with these stack drivers; (exit code, everything it printed)."""
     from infra.tools.cli import build_parser
+    from infra.tools.runbook.driver import Console
 
     args = build_parser().parse_args(argv)
     out = io.StringIO()
     try:
-        code = args.func(
-            args, drivers=drivers.__getitem__, stdin=io.StringIO(stdin), out=out, environ=environ
+        console = Console(
+            drivers.__getitem__, io.StringIO(stdin), out, os.environ if environ is None else environ
         )
+        code = args.func(args, console)
     except RentagpuError as error:  # what infra.cli.main prints
         out.write(f"error: {error}\n")
         code = 2
