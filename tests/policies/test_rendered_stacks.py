@@ -3,7 +3,7 @@
 Every stack is checked twice: by `infra.tools.plan.evaluate` (what `python -m infra plan` prints)
 and by the pack's pulumi-policy objects fed the way the engine feeds them (tests/policies/support).
 Both must agree. Weakened copies change one rendered resource's inputs, or one builder in
-infra/iam.py, never a hand-written stack.
+infra/stages/aws/iam.py, never a hand-written stack.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ EXPECTED_PLACES = {
     ],
     "modal-read-token": [
         "rentagpu:modalReadTokenId and rentagpu:modalReadTokenSecret",
-        # prod's read token lives in the main-only environment prod-readonly (infra/names.py)
+        # prod's read token lives in the main-only environment prod-readonly (infra/core/names.py)
         "environment secrets MODAL_READ_TOKEN_ID and MODAL_READ_TOKEN_SECRET of environment "
         "'prod-readonly' in acme-ml/rentagpu",
         "prod-readonly-modal-read-token-id",
