@@ -3,9 +3,12 @@
 - A secret travels as `{SECRET_SIG_KEY: SECRET_SIG, "value": V}` (the engine and the SDK's
   mocks), and `pulumi stack export --show-secrets` writes `{SECRET_SIG_KEY: SECRET_SIG,
   "plaintext": "<V as JSON>"}`; without `--show-secrets` only `"ciphertext"` is there.
-- A value not known until `up` (during a preview) is the string `UNKNOWN`
-  (`pulumi.runtime.rpc.UNKNOWN`), and that string is what a dynamic provider's `check` and `diff`
-  receive for it.
+- A value not known until `up` (during a preview) travels as the string `UNKNOWN`
+  (`pulumi.runtime.rpc.UNKNOWN`). The dynamic provider host deserializes `check` and `diff` inputs
+  with `keep_unknowns=True`, which turns that string into a `pulumi.output.Unknown()` object
+  (pulumi/dynamic/__main__.py Check and Diff; pulumi/runtime/rpc.py deserialize_property), so a
+  provider sees the object under the real engine and the string under mocks: `is_unknown` knows
+  both.
 
 Repeated here so that reading them needs no `pulumi` import; a test checks they equal the SDK's.
 """
@@ -66,7 +69,12 @@ def mask_secrets(value: Any, path: str = "") -> tuple[Any, list[str]]:
 
 
 def is_unknown(value: Any) -> bool:
-    return isinstance(value, str) and value == UNKNOWN
+    """The engine's unknown: the wire string, or the `pulumi.output.Unknown` the provider host
+    makes of it (matched by name, so the core needs no pulumi import)."""
+    if isinstance(value, str):
+        return value == UNKNOWN
+    kind = type(value)
+    return kind.__name__ == "Unknown" and kind.__module__ == "pulumi.output"
 
 
 def contains_unknown(value: Any) -> bool:
