@@ -21,6 +21,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvid
 
 from infra.core.wire import contains_unknown
 from infra.modal_hook.client import DEFAULT_POLICY, CallPolicy
+from infra.modal_hook.host import with_headline
 from infra.modal_hook.validation import Problems
 
 # How a change to a property reaches Modal: a new object, an update in place, or not at all (the
@@ -117,19 +118,34 @@ class Schema:
         )
 
 
+_PROVIDER_METHODS = ("check", "diff", "create", "read", "update", "delete")
+
+
 class SchemaProvider(ResourceProvider):
     """A dynamic provider whose `check` and `diff` come from its resource's schema. It holds only
-    its (non-secret) call policy: Pulumi pickles the provider into state."""
+    its (non-secret) call policy: Pulumi pickles the provider into state.
+
+    Every provider method a subclass defines is wrapped by `host.with_headline`, so under Pulumi's
+    provider host a failure reads `rentagpu: MESSAGE` first and the hook's log lines are shown.
+    """
 
     schema: Schema
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _PROVIDER_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, with_headline(cls.__dict__[name]))
 
     def __init__(self, policy: CallPolicy = DEFAULT_POLICY) -> None:
         super().__init__()
         self.policy = policy
 
+    @with_headline
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return self.schema.check(news)
 
+    @with_headline
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return self.schema.diff(olds, news)
 

@@ -22,6 +22,7 @@ from infra.modal_hook.client import (
     redact,
 )
 from infra.modal_hook.environment import ModalEnvironmentProvider
+from infra.modal_hook.host import Headline
 from tests.modal_hook.support import FAST, checked, dev_environment, planted, runtime_secret
 
 
@@ -148,7 +149,12 @@ def test_server_text_is_redacted_and_not_chained(modal_env, secret_provider):
     rendered = "".join(traceback.format_exception(caught.value))
     assert "bad value [secret]" in str(caught.value)
     assert value not in rendered
-    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    # The only exception chained to ours is its own headline (infra/modal_hook/host.py), never the
+    # SDK's exception, which carries the server's text.
+    assert isinstance(caught.value.__cause__, Headline)
+    assert caught.value.__cause__.__traceback__ is None
+    assert str(caught.value.__cause__) == str(caught.value)
+    assert caught.value.__context__ is None
 
 
 def test_redact_replaces_longest_values_first_and_keeps_short_ones():
