@@ -42,4 +42,5 @@ pytest_plugins = (
     "tests.fakes.modal_deploy",
     "tests.fakes.aws_fixtures",
     "tests.fakes.provider_host",
+    "tests.fakes.not_modal",
 )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -109,6 +110,11 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> ModalCrede
     server_url = env.get(SERVER_URL_VARIABLE, "").strip() or DEFAULT_SERVER_URL
     return ModalCredentials(server_url, SecretStr(token_id), SecretStr(token_secret))
 
+
+# What grpclib reports when the server answered plain HTTP instead of gRPC (grpclib/client.py
+# _raise_for_status, _raise_for_content_type): an HTTP status (404 maps to UNIMPLEMENTED) or a
+# content type that is not application/grpc.
+_NOT_GRPC = re.compile(r"Received :status = '(\d+)'|(?:Invalid|Missing) content-type")
 
 # gRPC statuses worth another attempt: the server or the path to it was briefly unable to answer.
 _RETRYABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
@@ -251,6 +257,17 @@ class ModalApi:
     def _mapped(
         self, rpc: str, status: str, message: str, attempts: int, started: float
     ) -> ModalCallError:
+        not_grpc = _NOT_GRPC.search(message)
+        if not_grpc:
+            answered = f"HTTP {not_grpc.group(1)}" if not_grpc.group(1) else "something not gRPC"
+            return self.error(
+                Failure.UNREACHABLE,
+                f"{SERVER_URL_VARIABLE}={self.server_url} does not point at a Modal server: it "
+                f"answered {rpc} with {answered}, where Modal answers gRPC. Leave "
+                f"{SERVER_URL_VARIABLE} unset for Modal's own servers, or set it to your Modal "
+                "API endpoint.",
+                rpc=rpc,
+            )
         said = f" (Modal said: {message})" if message else ""
         if status == "UNAUTHENTICATED":
             return self.error(

@@ -139,6 +139,25 @@ def test_an_unimplemented_rpc_points_at_the_pinned_version(modal_env, environmen
     assert "modal==1.6.4" in str(caught.value)
 
 
+@pytest.mark.parametrize(("status", "answered"), [(404, "HTTP 404"), (200, "something not gRPC")])
+def test_a_url_that_is_not_modal_is_named_as_such(
+    not_modal_factory, monkeypatch, environment_provider, status, answered
+):
+    """A wrong MODAL_SERVER_URL (a web server, a proxy) answers HTTP, not gRPC; grpclib turns a 404
+    into UNIMPLEMENTED, which must not read as a client/server version mismatch."""
+    server = not_modal_factory(status)
+    monkeypatch.setenv("MODAL_SERVER_URL", server.url)
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-" + planted("id"))
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-" + planted("secret"))
+    with pytest.raises(ModalCallError) as caught:
+        environment_provider.read("dev", dev_environment())
+    message = str(caught.value)
+    assert f"MODAL_SERVER_URL={server.url} does not point at a Modal server" in message
+    assert f"answered EnvironmentList with {answered}" in message
+    assert "client version" not in message
+    assert server.requests == ["/modal.client.ModalClient/EnvironmentList"]  # not retried
+
+
 def test_server_text_is_redacted_and_not_chained(modal_env, secret_provider):
     value = planted("echoed")
     modal_env.state.add_environment("prod")
