@@ -38,11 +38,12 @@ class GitHubStageArgs:
 def secret_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     """Options for every GitHub Actions secret this project declares.
 
-    A changed secret value replaces the resource. Create-then-delete with the same id deletes the
-    secret GitHub just stored (pulumi-github #223), so the old one is deleted first. The window
-    without a secret is one API call long and is harmless here: the only jobs that read these
-    secrets are deploys of this environment, which the deploy workflow's concurrency group
-    serialises with the `pulumi up` that replaces them.
+    In pulumi-github 6.15.0 (terraform-provider-github v6.13.0) a changed value is an update in
+    place: the value fields lost ForceNew in v6.11.0. Only a new environment, secret name or
+    repository replaces the resource, and replacing by create-then-delete would delete the secret
+    GitHub had just stored under the same name (pulumi-github #223). The bridge already deletes
+    first for environment secrets (provider/resources.go, `DeleteBeforeReplace`); this says it for
+    repository secrets too, and makes the order visible here.
     """
     return pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
 
