@@ -328,6 +328,12 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version_in_a_comme
 
 
 def test_local_actions_use_the_self_repository_form() -> None:
+    """`$/` resolves to this repository at the running commit, so what runs cannot be changed by an
+    earlier step's edit of the checkout. GitHub documents it as generally available on github.com
+    and recommended (changelog 2026-07-30, "Reference same-repository actions with self-repository
+    syntax"; docs.github.com, Workflow syntax, jobs.<job_id>.steps[*].uses), needing runner 2.336.0
+    or newer; it is not on GitHub Enterprise Server, where `./` is the form (README). zizmor's
+    `self-repository` audit flags `./`."""
     local = [ref for _, ref, _ in uses_lines() if not re.match(r"^[\w.-]+/[\w.-]+", ref)]
     assert local and all(ref == "$/.github/actions/python-venv" for ref in local)
 
