@@ -83,12 +83,21 @@ def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, d
 class RecordingMocks:
     """Pulumi mocks that record every resource and answer lookups like the real providers."""
 
-    def __init__(self, on_resource: Callable[[Any], tuple[str, dict] | None] | None = None) -> None:
+    def __init__(
+        self,
+        on_resource: Callable[[Any], tuple[str, dict] | None] | None = None,
+        *,
+        first_preview: bool = False,
+    ) -> None:
         # on_resource lets tests run a resource for real (e.g. a dynamic provider against the
         # fake Modal server) and return its (id, outputs) instead of the synthesized ones.
+        # first_preview: answer as the engine does in a stack's first preview, where nothing
+        # exists yet: a resource to be created reports its inputs and no computed output (no ARN,
+        # no id), so whatever is built from those is unknown, as it is for a real user.
         self.resources: list[RenderedResource] = []
         self.calls: list[tuple[str, dict]] = []
         self._on_resource = on_resource
+        self.first_preview = first_preview
 
     # pulumi.runtime.Mocks interface (duck-typed: the SDK only calls these two methods)
     def new_resource(self, args: Any) -> tuple[str, dict]:
@@ -106,6 +115,8 @@ class RecordingMocks:
             result = self._on_resource(args)
             if result is not None:
                 return result
+        if self.first_preview:
+            return "", dict(args.inputs)
         return _outputs_for(args.typ, args.name, args.inputs)
 
     def call(self, args: Any) -> dict:
@@ -187,7 +198,7 @@ def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     _ensure_event_loop()
     # A fresh root Stack per render, so two stacks can render in one process.
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=mocks.first_preview)
     outputs: dict[str, Any] = {}
 
     def program() -> pulumi.Output:

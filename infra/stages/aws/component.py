@@ -19,9 +19,6 @@ from infra.core.resource_types import STAGE_AWS
 from infra.stages.aws import iam
 from modal_app import contract
 
-GITHUB_OIDC_URL = f"https://{names.GITHUB_OIDC_HOST}"
-MODAL_OIDC_URL = f"https://{names.MODAL_OIDC_HOST}"
-
 
 @dataclass(frozen=True)
 class AwsStageArgs:
@@ -59,8 +56,10 @@ class AwsStage(pulumi.ComponentResource):
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
-        child = pulumi.ResourceOptions(parent=self)
-        github_oidc_arn, modal_oidc_arn = self._oidc_providers(args.config, account_id, child)
+        self._oidc_provider_resources: list[
+            pulumi.Resource
+        ] = []  # the OIDC providers this stack creates
+        github_oidc_arn, modal_oidc_arn = self._oidc_providers(args.config, account_id)
         self._bucket(args)
         self._runtime_principal(args, modal_oidc_arn)
         self._ci_roles(args, account_id, github_oidc_arn)
@@ -73,45 +72,57 @@ class AwsStage(pulumi.ComponentResource):
         )
 
     def _bucket(self, args: AwsStageArgs) -> None:
-        """The bucket, private, owner-enforced, encrypted, TLS only."""
+        """The bucket, private, owner-enforced, encrypted, TLS only.
+
+        Its settings are chained, each waiting for the one before: S3 answers concurrent changes
+        of one bucket's configuration with 409 OperationAborted ("A conflicting conditional
+        operation is currently in progress"; pulumi-aws #1570, terraform-provider-aws #7628).
+        """
         cfg, env = args.config, args.environment
-        child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
-            f"{env}-bucket", bucket=cfg.bucket, force_destroy=False, tags=tags(env), opts=child
+            f"{env}-bucket",
+            bucket=cfg.bucket,
+            force_destroy=False,
+            tags=tags(env),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        bucket_child = pulumi.ResourceOptions(parent=self, depends_on=[self.bucket])
-        aws.s3.BucketPublicAccessBlock(
+
+        def after(resource: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[resource])
+
+        public_access = aws.s3.BucketPublicAccessBlock(
             f"{env}-bucket-public-access-block",
             bucket=self.bucket.id,
             block_public_acls=True,
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=bucket_child,
+            opts=after(self.bucket),
         )
-        aws.s3.BucketOwnershipControls(
+        ownership = aws.s3.BucketOwnershipControls(
             f"{env}-bucket-ownership",
             bucket=self.bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=bucket_child,
+            opts=after(public_access),
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        encryption = aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+            sse_algorithm="AES256"
+        )
+        encrypted = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{env}-bucket-encryption",
             bucket=self.bucket.id,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
+                    apply_server_side_encryption_by_default=encryption
                 )
             ],
-            opts=bucket_child,
+            opts=after(ownership),
         )
         aws.s3.BucketPolicy(
             f"{env}-bucket-policy",
             bucket=self.bucket.id,
             policy=json.dumps(iam.bucket_policy(cfg.bucket), indent=2, sort_keys=True),
-            opts=bucket_child,
+            opts=after(encrypted),
         )
 
     def _runtime_principal(self, args: AwsStageArgs, modal_oidc_arn: pulumi.Output[str]) -> None:
@@ -236,34 +247,40 @@ class AwsStage(pulumi.ComponentResource):
         )
 
     def _oidc_providers(
-        self, cfg: AwsConfig, account_id: pulumi.Output[str], child: pulumi.ResourceOptions
+        self, cfg: AwsConfig, account_id: pulumi.Output[str]
     ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        if cfg.owns_account_singletons:
-            github_provider = aws.iam.OpenIdConnectProvider(
-                "github-actions-oidc",
-                url=GITHUB_OIDC_URL,
-                client_id_lists=[names.GITHUB_OIDC_AUDIENCE],
-                tags={"project": "rentagpu", "managed-by": "pulumi"},
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True)),
-            )
-            modal_provider = aws.iam.OpenIdConnectProvider(
-                "modal-oidc",
-                url=MODAL_OIDC_URL,
-                client_id_lists=[names.MODAL_OIDC_AUDIENCE],
-                tags={"project": "rentagpu", "managed-by": "pulumi"},
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=True)),
-            )
-            return github_provider.arn, modal_provider.arn
+        """The ARNs of the account's GitHub and Modal OIDC providers, built from the account id.
 
-        # Looked up by ARN, not URL: lookup by URL lists every provider in the account, which
-        # would need iam:ListOpenIDConnectProviders on "*".
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        github_arn = account_id.apply(lambda a: names.oidc_provider_arn(a, names.GITHUB_OIDC_HOST))
-        modal_arn = account_id.apply(lambda a: names.oidc_provider_arn(a, names.MODAL_OIDC_HOST))
-        return (
-            aws.iam.get_open_id_connect_provider_output(arn=github_arn, opts=invoke).arn,
-            aws.iam.get_open_id_connect_provider_output(arn=modal_arn, opts=invoke).arn,
-        )
+        AWS derives a provider's ARN from its issuer host, so the ARN is known before the provider
+        exists: a stack's first preview can show (and the policy pack can check) the trust policies
+        that name it. The owning stack creates the providers, and every role waits for them
+        (`_oidc_provider_resources`); the other stacks look them up, which fails clearly if they are missing.
+        """
+        arns = []
+        for logical_name, host, audience in (
+            ("github-actions-oidc", names.GITHUB_OIDC_HOST, names.GITHUB_OIDC_AUDIENCE),
+            ("modal-oidc", names.MODAL_OIDC_HOST, names.MODAL_OIDC_AUDIENCE),
+        ):
+            arn = account_id.apply(
+                lambda account, host=host: names.oidc_provider_arn(account, host)
+            )
+            if cfg.owns_account_singletons:
+                self._oidc_provider_resources.append(
+                    aws.iam.OpenIdConnectProvider(
+                        logical_name,
+                        url=f"https://{host}",
+                        client_id_lists=[audience],
+                        tags={"project": "rentagpu", "managed-by": "pulumi"},
+                        opts=pulumi.ResourceOptions(parent=self, protect=True),
+                    )
+                )
+            else:
+                # By ARN, not URL: a lookup by URL lists every provider in the account, which
+                # would need iam:ListOpenIDConnectProviders on "*".
+                invoke = pulumi.InvokeOutputOptions(parent=self)
+                arn = aws.iam.get_open_id_connect_provider_output(arn=arn, opts=invoke).arn
+            arns.append(arn)
+        return arns[0], arns[1]
 
     def _role(
         self,
@@ -288,7 +305,7 @@ class AwsStage(pulumi.ComponentResource):
             permissions_boundary=boundary,
             max_session_duration=3600,
             tags=tags(env),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._oidc_provider_resources),
         )
         aws.iam.RolePolicy(
             f"{env}-{purpose}-{suffix}",

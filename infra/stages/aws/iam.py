@@ -148,6 +148,10 @@ _BUCKET_READ = [
     "s3:GetLifecycleConfiguration",
     "s3:GetReplicationConfiguration",
     "s3:ListBucket",  # HeadBucket, which every refresh of a bucket makes, needs it
+    # pulumi-aws 7.x reads a bucket's tags through S3 Control (aws.s3.Bucket docstring: "use the
+    # S3 Control tagging APIs TagResource, UntagResource, and ListTagsForResource"), falling back to
+    # GetBucketTagging; both are granted so neither path is refused.
+    "s3:ListTagsForResource",
 ]
 _BUCKET_WRITE = [
     "s3:CreateBucket",
@@ -157,6 +161,10 @@ _BUCKET_WRITE = [
     "s3:PutBucketTagging",
     "s3:PutBucketVersioning",
     "s3:PutEncryptionConfiguration",
+    # S3 Control tagging first, PutBucketTagging (which also covers DeleteBucketTagging) as the
+    # provider's fallback: see _BUCKET_READ.
+    "s3:TagResource",
+    "s3:UntagResource",
 ]
 
 

@@ -330,3 +330,86 @@ def test_trust_policies_raise_only_parliaments_known_false_positives(renderings)
             assert issues <= {"UNKNOWN_FEDERATION_SOURCE", "MALFORMED"}, name
             details = [d for issue, d in _parliament_findings(document) if issue == "MALFORMED"]
             assert details == ["Statement contains neither Resource nor NotResource"], name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_trust_policies_are_known_on_a_stacks_first_preview(stack) -> None:
+    """On the first preview nothing exists yet, so an output such as a new OIDC provider's `arn`
+    is unknown; a trust built from it could be neither shown nor checked by the policy pack on the
+    run that matters most. AWS derives a provider's ARN from its issuer host, so it is built from
+    the account id (known: get_caller_identity runs during a preview)."""
+    rendering = render(stack_config(stack), RecordingMocks(first_preview=True))
+    roles = rendering.of_type(ROLE)
+    assert roles
+    for found in roles:
+        trust = found.inputs["assumeRolePolicy"]
+        assert isinstance(trust, str) and trust.startswith("{"), (found.name, trust)
+        (statement,) = json.loads(trust)["Statement"]
+        assert statement["Principal"]["Federated"].startswith(
+            f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/"
+        )
+
+
+def test_the_owner_stacks_roles_wait_for_the_oidc_providers(monkeypatch) -> None:
+    """The ARN no longer ties a role to the provider it names, so the order is explicit."""
+    import pulumi_aws
+
+    recorded: dict[str, list] = {}
+    original = pulumi_aws.iam.Role
+
+    def recording(resource_name, *args, **kwargs):
+        recorded[resource_name] = list(kwargs["opts"].depends_on or [])
+        return original(resource_name, *args, **kwargs)
+
+    monkeypatch.setattr(pulumi_aws.iam, "Role", recording)
+    render(stack_config("prod"))
+    providers = {"github-actions-oidc", "modal-oidc"}
+    for name, depends_on in recorded.items():
+        assert {r._name for r in depends_on} >= providers, name  # noqa: SLF001
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_bucket_tags_go_through_s3_control_for_reads_and_the_deploy(renderings, stack) -> None:
+    """pulumi-aws 7.51.1's Bucket tags through S3 Control (TagResource, UntagResource,
+    ListTagsForResource; its docstring), falling back to the bucket tagging calls."""
+    rendering = renderings[stack]
+    bucket = f"arn:aws:s3:::acme-ml-rentagpu-{stack}"
+
+    def actions_on_bucket(purpose: str) -> set[str]:
+        document = role_policy(rendering, purpose)
+        return {
+            action
+            for statement in document["Statement"]
+            if bucket in statement["Resource"]
+            for action in statement["Action"]
+        }
+
+    assert {"s3:ListTagsForResource", "s3:GetBucketTagging"} <= actions_on_bucket("drift")
+    deploy = actions_on_bucket("deploy")
+    assert {"s3:TagResource", "s3:UntagResource", "s3:ListTagsForResource"} <= deploy
+    assert not {"s3:TagResource", "s3:UntagResource"} & actions_on_bucket("drift")
+
+
+def test_the_bucket_settings_are_applied_one_after_another(monkeypatch) -> None:
+    """S3 answers concurrent configuration changes of one bucket with 409 OperationAborted."""
+    import pulumi_aws
+
+    order = [
+        ("Bucket", "prod-bucket"),
+        ("BucketPublicAccessBlock", "prod-bucket-public-access-block"),
+        ("BucketOwnershipControls", "prod-bucket-ownership"),
+        ("BucketServerSideEncryptionConfiguration", "prod-bucket-encryption"),
+        ("BucketPolicy", "prod-bucket-policy"),
+    ]
+    waits_for: dict[str, set[str]] = {}
+    for class_name, _ in order[1:]:
+        original = getattr(pulumi_aws.s3, class_name)
+
+        def recording(resource_name, *args, _original=original, **kwargs):
+            waits_for[resource_name] = {r._name for r in kwargs["opts"].depends_on}  # noqa: SLF001
+            return _original(resource_name, *args, **kwargs)
+
+        monkeypatch.setattr(pulumi_aws.s3, class_name, recording)
+    render(stack_config("prod"))
+    for (_, before), (_, after) in zip(order, order[1:], strict=False):
+        assert waits_for[after] == {before}, after
