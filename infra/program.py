@@ -17,7 +17,7 @@ from infra.core.errors import ConfigError
 from infra.stages.aws.component import AwsStage, AwsStageArgs
 from infra.stages.deploy.component import DeployStage, DeployStageArgs
 from infra.stages.github.ci_variables import GitHubCiVariables, GitHubCiVariablesArgs
-from infra.stages.github.component import GitHubStage, GitHubStageArgs
+from infra.stages.github.component import GitHubStage, GitHubStageArgs, github_provider
 from infra.stages.modal.component import ModalStage, ModalStageArgs
 
 
@@ -32,19 +32,24 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
 
     # 1. GitHub: the protected environment comes first, because the AWS deploy role trusts any
     # job that names it; a role created before its environment is protected is a window in which
-    # any branch could deploy.
+    # any branch could deploy. Every GitHub resource and lookup goes through one provider bound to
+    # the configured owner.
+    github = github_provider(cfg.github.owner)
+    on_github = pulumi.ResourceOptions(providers=[github])
     github_stage = GitHubStage(
         "github",
         GitHubStageArgs(
             config=cfg.github,
             environment=env,
             is_prod=cfg.is_prod,
+            provider=github,
             modal_token_id=_secret(cfg.modal.token_id),
             modal_token_secret=_secret(cfg.modal.token_secret),
             modal_read_token_id=_secret(cfg.modal.read_token_id),
             modal_read_token_secret=_secret(cfg.modal.read_token_secret),
             readonly_environment=readonly,
         ),
+        opts=on_github,
     )
 
     # 2. AWS: bucket, runtime principal, CI roles.
@@ -54,9 +59,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             config=cfg.aws,
             modal=cfg.modal,
             environment=env,
-            github_owner=cfg.github.owner,
-            github_repository=cfg.github.repository,
-            readonly_environment=readonly,
+            github_ids=github_stage.ids,
         ),
         opts=pulumi.ResourceOptions(depends_on=[github_stage]),
     )
@@ -72,7 +75,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             readonly_environment=readonly,
             app_name=cfg.modal.app_name if cfg.github.owns_repository_settings else None,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[github_stage]),
+        opts=pulumi.ResourceOptions.merge(
+            on_github, pulumi.ResourceOptions(depends_on=[github_stage])
+        ),
     )
 
     # 3. Modal: the environment and the runtime secret, fed from config and the AWS outputs.

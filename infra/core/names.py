@@ -85,19 +85,49 @@ def bucket_arn(bucket: str) -> str:
     return f"arn:aws:s3:::{bucket}"
 
 
-def github_environment_subject(owner: str, repository: str, environment: str) -> str:
-    """The `sub` GitHub puts in a job's OIDC token when the job names `environment:`."""
-    return f"repo:{owner}/{repository}:environment:{environment}"
+# The claims of GitHub's OIDC `sub` this project has the repository issue (the owner stack declares
+# the template, `ActionsRepositoryOidcSubjectClaimCustomizationTemplate`). Numeric ids, not names:
+# GitHub's default `sub` names the repository (`repo:OWNER/REPO:...`), and repositories created or
+# renamed since July 15, 2026 carry their ids inside that segment (`repo:OWNER@ID/REPO@ID:...`), so
+# the default format depends on the repository's history. With this template the `sub` is the same
+# for every repository, survives renames, and has no `repo` segment to change ("context" is what
+# follows the repository in the default format: `environment:NAME`, `pull_request` or `ref:...`).
+# docs.github.com, Security hardening with OpenID Connect / OIDC reference: "Customizing the
+# subject claims", "Immutable subject claims".
+GITHUB_SUBJECT_CLAIMS = ("repository_owner_id", "repository_id", "context")
 
 
-def github_pull_request_subject(owner: str, repository: str) -> str:
-    """The `sub` of a job run for a pull request (same-repo PRs; forks get no token)."""
-    return f"repo:{owner}/{repository}:pull_request"
+def github_subject(owner_id: int | str, repository_id: int | str, context: str) -> str:
+    """The `sub` GitHub issues under GITHUB_SUBJECT_CLAIMS: each claim as `key:value`, in order."""
+    return f"repository_owner_id:{owner_id}:repository_id:{repository_id}:{context}"
 
 
-def github_main_subject(owner: str, repository: str) -> str:
-    """The `sub` of a job on main without an environment: the scheduled drift check."""
-    return f"repo:{owner}/{repository}:ref:refs/heads/main"
+def environment_context(environment: str) -> str:
+    """A job that names `environment:` (deploys, and prod's read-only jobs)."""
+    return f"environment:{environment}"
+
+
+# A job run for a pull request without an environment (same-repository PRs; forks get no token).
+PULL_REQUEST_CONTEXT = "pull_request"
+# A job on main without an environment: dev's scheduled drift check.
+MAIN_BRANCH_CONTEXT = "ref:refs/heads/main"
+
+
+def ci_role_contexts(environment: str) -> dict[str, str]:
+    """Which jobs each CI role of a stack trusts, as the `context` of their OIDC subject.
+
+    deploy: jobs in the stack's own GitHub environment (protected, reviewed for prod). drift:
+    jobs in the stack's read-only environment (main only) when it has one, else jobs on main.
+    preview: pull-request jobs, for a stack without a read-only environment only (dev).
+    """
+    readonly = readonly_environment(environment)
+    contexts = {"deploy": environment_context(environment)}
+    if readonly is None:
+        contexts["preview"] = PULL_REQUEST_CONTEXT
+        contexts["drift"] = MAIN_BRANCH_CONTEXT
+    else:
+        contexts["drift"] = environment_context(readonly)
+    return contexts
 
 
 def modal_subject_pattern(workspace_id: str, environment: str, app: str, function: str) -> str:

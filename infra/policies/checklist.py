@@ -16,7 +16,7 @@ from infra.policies.isolation import check_environment_isolation
 from infra.policies.key_rotation import check_access_key_age
 from infra.policies.modal_restricted import check_modal_prod_restricted
 from infra.policies.model import PolicyContext, Resource, ResourcePolicy, StackPolicy, Violation
-from infra.policies.oidc_trust import check_oidc_trust
+from infra.policies.oidc_trust import check_oidc_trust, check_one_repository
 from infra.policies.runtime_principal import check_runtime_cannot_escalate
 from infra.policies.secret_inputs import applies_secret_inputs, check_secret_inputs
 from infra.policies.wildcards import check_no_wildcards
@@ -75,6 +75,12 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
 )
 
 STACK_POLICIES: tuple[StackPolicy, ...] = (
+    StackPolicy(
+        "github-subjects-name-one-repository",
+        "Every GitHub OIDC subject of the stack names the same repository and owner ids.",
+        "mandatory",
+        check_one_repository,
+    ),
     StackPolicy(
         "prod-deploys-from-main-only",
         "The prod and prod-readonly GitHub environments exist and each admits exactly one "

@@ -61,7 +61,6 @@ class PolicyContext:
     """Facts about the stack under check that no single resource carries."""
 
     environment: str | None  # dev or prod: what every per-environment name must carry
-    github_repository: str | None = None  # OWNER/REPO the GitHub OIDC subjects must name
     access_key_max_age_days: int = default("accessKeyMaxAgeDays")
     now: datetime | None = None  # None: the current time
 

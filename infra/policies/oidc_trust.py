@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from infra.core import names
@@ -24,8 +24,10 @@ _EXPECTED_AUDIENCE = {
     names.GITHUB_OIDC_HOST: names.GITHUB_OIDC_AUDIENCE,
     names.MODAL_OIDC_HOST: names.MODAL_OIDC_AUDIENCE,
 }
+# The only GitHub subject form the program builds (names.github_subject): the repository and its
+# owner by numeric id, then the job's context.
 _GITHUB_SUBJECT = re.compile(
-    r"^repo:(?P<repository>[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}):"
+    r"^repository_owner_id:(?P<owner>[1-9][0-9]*):repository_id:(?P<repository>[1-9][0-9]*):"
     r"(?:environment:(?P<environment>[A-Za-z0-9._-]+)|pull_request|ref:refs/heads/main)$"
 )
 _MODAL_SUBJECT = re.compile(
@@ -76,16 +78,12 @@ def _check_subject(
         if not match:
             yield (
                 f"GitHub subject {subject!r} is not one this project allows: use exactly "
-                "repo:OWNER/REPO:environment:ENV (or ENV-readonly), repo:OWNER/REPO:pull_request "
-                "or repo:OWNER/REPO:ref:refs/heads/main, never a wildcard such as repo:OWNER/*"
+                "repository_owner_id:ID:repository_id:ID: followed by environment:ENV (or "
+                "ENV-readonly), pull_request or ref:refs/heads/main (infra/core/names.py "
+                "github_subject), never a wildcard or a name-based repo:OWNER/REPO subject, whose "
+                "form GitHub changes with the repository's history"
             )
             return
-        repository = match.group("repository")
-        if ctx.github_repository and repository.lower() != ctx.github_repository.lower():
-            yield (
-                f"GitHub subject {subject!r} names repository {repository!r}, but this stack "
-                f"belongs to {ctx.github_repository!r}"
-            )
         environment = match.group("environment")
         if not environment or not ctx.environment:
             return
@@ -196,3 +194,37 @@ def check_oidc_trust(resource: Resource, ctx: PolicyContext) -> Iterator[str]:
                 for value in values:
                     for message in _check_subject(host, operator, value, ctx, role):
                         yield f"{label}: {message}"
+
+
+def github_subject_ids(resource: Resource) -> set[tuple[str, str]]:
+    """The (owner id, repository id) pairs a role's trust names in GitHub subjects."""
+    document, _ = parse_document("", resource.props.get("assumeRolePolicy"))
+    found: set[tuple[str, str]] = set()
+    if document is None:
+        return found
+    key = f"{names.GITHUB_OIDC_HOST}:sub"
+    for statement in document.statements:
+        for _operator, values in _condition_entries(statement.get("Condition"), key):
+            for value in values:
+                match = _GITHUB_SUBJECT.match(value) if isinstance(value, str) else None
+                if match:
+                    found.add((match.group("owner"), match.group("repository")))
+    return found
+
+
+def check_one_repository(
+    resources: Sequence[Resource], ctx: PolicyContext
+) -> Iterator[tuple[Resource | None, str]]:
+    """Stack level: every GitHub subject of the stack names the same repository. The program looks
+    the ids up once; a role naming other ids trusts another repository's jobs."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for resource in resources:
+        if resource.type == types.AWS_ROLE:
+            for pair in github_subject_ids(resource):
+                pairs.setdefault(pair, []).append(resource.name)
+    if len(pairs) > 1:
+        listed = "; ".join(
+            f"owner {owner} / repository {repo}: {', '.join(sorted(roles))}"
+            for (owner, repo), roles in sorted(pairs.items())
+        )
+        yield None, f"the stack's roles trust jobs of more than one repository ({listed})"

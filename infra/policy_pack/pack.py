@@ -153,7 +153,6 @@ def context_from_config(config: Mapping[str, Any], stack: str | None) -> PolicyC
         value = config.get(full_key(key))
         return None if value is None else str(value)
 
-    owner, repository = get("githubOwner"), get("githubRepository")
     max_age_key = KEY["accessKeyMaxAgeDays"]
     max_age = max_age_key.default
     try:
@@ -164,7 +163,6 @@ def context_from_config(config: Mapping[str, Any], stack: str | None) -> PolicyC
         pass  # the program's own config check reports it, naming the key
     return PolicyContext(
         environment=get("environment") or stack,
-        github_repository=f"{owner}/{repository}" if owner and repository else None,
         access_key_max_age_days=max_age,
     )
 

@@ -9,11 +9,13 @@ callers can mask them and tests can check they were marked.
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.core import names
 from infra.core import resource_types as types
 from infra.core.wire import envelope, mask_secrets, unwrap
 
@@ -27,6 +29,8 @@ class RenderedResource:
     inputs: Mapping[str, Any]  # secret values replaced by infra.core.secrets.SECRET_MASK
     secret_paths: tuple[str, ...]  # dotted paths of inputs that were marked secret
     raw_inputs: Mapping[str, Any] = field(repr=False, compare=False)  # secrets unmasked
+    # The explicit provider it is bound to, as (type, logical name); None for a default provider.
+    provider: tuple[str, str] | None = None
 
     def get(self, path: str) -> Any:
         """An input by dotted path ('reviewers.0.users'), from the masked inputs."""
@@ -34,6 +38,17 @@ class RenderedResource:
         for part in path.split("."):
             value = value[int(part)] if isinstance(value, list) else value[part]
         return value
+
+
+def _provider_of(reference: str | None) -> tuple[str, str] | None:
+    """(type, logical name) from a provider reference (`URN::ID`); None for a default provider,
+    whose name the engine generates (`default_6_15_0`)."""
+    if not reference:
+        return None
+    parts = reference.rsplit("::", 1)[0].split("::")
+    if len(parts) < 4 or parts[3].startswith("default"):
+        return None
+    return parts[2].rsplit("$", 1)[-1], parts[3]
 
 
 def stable_id(kind: str, key: str) -> str:
@@ -80,6 +95,55 @@ def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, d
     return resource_id, state
 
 
+@dataclass(frozen=True)
+class MockGitHub:
+    """What the mocked GitHub says of the repository and its owner (the defaults: a public
+    repository of an organization on Enterprise, whose OIDC subject template is the project's)."""
+
+    owner_type: str = "Organization"
+    visibility: str = "public"
+    plan: str | None = "enterprise"
+    subject_template: tuple[str, ...] | None = names.GITHUB_SUBJECT_CLAIMS  # None: GitHub's default
+    repository_found: bool = True
+
+
+def _github_answer(token: str, given: Mapping[str, Any], github: MockGitHub) -> dict | None:
+    if token == "github:index/getRestApi:getRestApi":
+        kind, _, login = str(given.get("endpoint", "")).partition("/")
+        if kind == "users":
+            body = {"login": login, "id": int(stable_id("owner", login)), "type": github.owner_type}
+        elif kind == "orgs" and github.owner_type == "Organization":
+            body = {"login": login, "id": int(stable_id("owner", login))}
+            if github.plan is not None:
+                body["plan"] = {"name": github.plan}
+        else:
+            return {"code": 404, "body": '{"message": "Not Found"}', "headers": "{}"}
+        return {"code": 200, "body": json.dumps(body), "headers": "{}", "status": "200 OK"}
+    if token == "github:index/getRepository:getRepository":
+        full_name = str(given.get("fullName", ""))
+        if not github.repository_found:
+            return {"fullName": full_name, "repoId": 0}
+        return {
+            "fullName": full_name,
+            "name": full_name.split("/")[-1],
+            "repoId": int(stable_id("repository", full_name)),
+            "visibility": github.visibility,
+            "private": github.visibility != "public",
+        }
+    template_token = (
+        "github:index/getActionsRepositoryOidcSubjectClaimCustomizationTemplate:"
+        "getActionsRepositoryOidcSubjectClaimCustomizationTemplate"
+    )
+    if token == template_token:
+        keys = github.subject_template
+        return {
+            "name": given.get("name"),
+            "useDefault": keys is None,
+            "includeClaimKeys": keys or [],
+        }
+    return None
+
+
 class RecordingMocks:
     """Pulumi mocks that record every resource and answer lookups like the real providers."""
 
@@ -88,6 +152,7 @@ class RecordingMocks:
         on_resource: Callable[[Any], tuple[str, dict] | None] | None = None,
         *,
         first_preview: bool = False,
+        github: MockGitHub | None = None,
     ) -> None:
         # on_resource lets tests run a resource for real (e.g. a dynamic provider against the
         # fake Modal server) and return its (id, outputs) instead of the synthesized ones.
@@ -95,9 +160,11 @@ class RecordingMocks:
         # exists yet: a resource to be created reports its inputs and no computed output (no ARN,
         # no id), so whatever is built from those is unknown, as it is for a real user.
         self.resources: list[RenderedResource] = []
-        self.calls: list[tuple[str, dict]] = []
+        # (token, arguments, explicit provider as (type, name) or None) of every lookup
+        self.calls: list[tuple[str, dict, tuple[str, str] | None]] = []
         self._on_resource = on_resource
         self.first_preview = first_preview
+        self.github = github or MockGitHub()
 
     # pulumi.runtime.Mocks interface (duck-typed: the SDK only calls these two methods)
     def new_resource(self, args: Any) -> tuple[str, dict]:
@@ -109,6 +176,7 @@ class RecordingMocks:
                 inputs=masked,
                 secret_paths=tuple(secret_paths),
                 raw_inputs=unwrap(dict(args.inputs)),
+                provider=_provider_of(args.provider),
             )
         )
         if self._on_resource is not None:
@@ -120,7 +188,7 @@ class RecordingMocks:
         return _outputs_for(args.typ, args.name, args.inputs)
 
     def call(self, args: Any) -> dict:
-        self.calls.append((args.token, dict(args.args)))
+        self.calls.append((args.token, dict(args.args), _provider_of(args.provider)))
         token, given = args.token, args.args
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
@@ -138,7 +206,7 @@ class RecordingMocks:
         if token == "github:index/getTeam:getTeam":
             slug = given.get("slug", "")
             return {"id": stable_id("team", slug), "slug": slug, "nodeId": f"T_{slug}"}
-        return {}
+        return _github_answer(token, given, self.github) or {}
 
 
 @dataclass(frozen=True)

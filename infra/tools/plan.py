@@ -110,19 +110,34 @@ def plan_document(
     rendering = render(cfg)
     context = PolicyContext(
         environment=cfg.environment,
-        github_repository=f"{cfg.github.owner}/{cfg.github.repository}",
         access_key_max_age_days=cfg.aws.access_key_max_age_days,
     )
     resources = sorted(rendering.resources, key=lambda r: (r.type, r.name))
+    by_name = {(r.type, r.name): r for r in rendering.resources}
     return {
         "stack": stack,
         "resources": [
-            {"type": r.type, "name": r.name, "inputs": _visible_inputs(dict(r.inputs))}
+            {
+                "type": r.type,
+                "name": r.name,
+                "inputs": _visible_inputs(dict(r.inputs)),
+                "provider": _provider_entry(r, by_name),
+            }
             for r in resources
         ],
         "violations": [v.as_dict() for v in evaluate(rendering, context)],
         "unset_secrets": list(loaded.unset_secrets),
     }
+
+
+def _provider_entry(resource: Any, by_name: dict) -> dict[str, Any] | None:
+    """The explicit provider a resource is bound to, as the plan shows it (secrets masked); None
+    for one left to the default provider of its package."""
+    if resource.provider is None:
+        return None
+    provider = by_name.get(resource.provider)
+    inputs = _visible_inputs(dict(provider.inputs)) if provider is not None else {}
+    return {"type": resource.provider[0], "name": resource.provider[1], "inputs": inputs}
 
 
 def _pretty(value: Any) -> Any:
@@ -150,6 +165,8 @@ def format_text(document: dict[str, Any]) -> str:
     lines.append(f"{len(document['resources'])} resources:")
     for resource in document["resources"]:
         lines.append(f"\n+ {resource['type']}  {resource['name']}")
+        if resource.get("provider"):
+            lines.append(f"    (provider: {resource['provider']['name']})")
         for key, value in resource["inputs"].items():
             rendered = json.dumps(_pretty(value), indent=2, sort_keys=True)
             rendered = rendered.replace("\n", "\n      ")

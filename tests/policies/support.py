@@ -38,7 +38,7 @@ REPOSITORY = "acme-ml/rentagpu"
 
 
 def context(environment: str | None = "prod", **kwargs: Any) -> PolicyContext:
-    return PolicyContext(environment=environment, github_repository=REPOSITORY, **kwargs)
+    return PolicyContext(environment=environment, **kwargs)
 
 
 def secret(value: Any) -> dict[str, Any]:

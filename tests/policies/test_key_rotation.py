@@ -68,11 +68,7 @@ def test_the_pack_reads_its_context_from_the_engine_environment() -> None:
         ),
     }
     ctx = context_from_environment(environ)
-    assert (ctx.environment, ctx.github_repository, ctx.access_key_max_age_days) == (
-        "prod",
-        "acme-ml/rentagpu",
-        45,
-    )
+    assert (ctx.environment, ctx.access_key_max_age_days) == ("prod", 45)
     broken = {"PULUMI_STACK": "dev", "PULUMI_CONFIG": '{"rentagpu:accessKeyMaxAgeDays": "soon"}'}
     assert context_from_environment(broken).access_key_max_age_days == 90
     assert context_from_environment(broken).environment == "dev"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.core import names
 from infra.tools.plan import PROJECT_DIR, plan_document
 from tests.stacks import PLANTED, raw_config
 
@@ -58,7 +59,13 @@ def test_committed_stack_files_render_with_no_credentials(stack) -> None:
     assert "github:index/repositoryEnvironment:RepositoryEnvironment" in types
     assert "aws:iam/role:Role" in types
     for resource in document["resources"]:
-        assert set(resource) == {"type", "name", "inputs"}
+        assert set(resource) == {"type", "name", "inputs", "provider"}
+    # Every GitHub resource is bound to the explicit provider of the configured owner.
+    owner = "example-org"
+    for resource in document["resources"]:
+        if resource["type"].startswith("github:"):
+            assert resource["provider"]["type"] == "pulumi:providers:github", resource["name"]
+            assert resource["provider"]["inputs"]["owner"] == owner, resource["name"]
 
 
 def test_text_plan_lists_every_resource_and_the_verdicts() -> None:
@@ -148,19 +155,22 @@ def test_the_committed_stacks_share_nothing() -> None:
     assert evaluate_stacks(renderings) == []
 
 
-def test_the_plan_checks_oidc_subjects_against_the_configured_repository(monkeypatch) -> None:
-    """The plan gives the policies the stack's OWNER/REPO, so a subject naming another repo fails."""
+def test_the_plan_catches_a_role_that_trusts_another_repositorys_jobs(monkeypatch) -> None:
+    """Every CI role's subject carries the repository's ids, looked up once; the plan's stack
+    policy fails a stack in which one role names other ids."""
     from infra.stages.aws import iam
 
-    original = iam.github_deploy_trust
-    monkeypatch.setattr(
-        iam,
-        "github_deploy_trust",
-        lambda arn, owner, repo, env: original(arn, owner, "other-repo", env),
-    )
+    original = iam.github_trust
+
+    def other_repository_for_drift(arn, owner_id, repository_id, context):
+        if context == names.MAIN_BRANCH_CONTEXT:
+            repository_id += 1
+        return original(arn, owner_id, repository_id, context)
+
+    monkeypatch.setattr(iam, "github_trust", other_repository_for_drift)
     document = plan_document("dev", config_json=pulumi_config_json("dev"))
     policies = {v["policy"] for v in document["violations"]}
-    assert "oidc-trust-pinned" in policies
+    assert "github-subjects-name-one-repository" in policies
 
 
 def test_an_unreadable_config_json_file_is_a_clear_error(tmp_path) -> None:

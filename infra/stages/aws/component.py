@@ -19,18 +19,21 @@ from infra.core.resource_types import STAGE_AWS
 from infra.stages.aws import iam
 from modal_app import contract
 
+CI_ROLE_DESCRIPTIONS = {
+    "deploy": "CI `pulumi up` of this stack, from jobs in the GitHub environment of the same name",
+    "preview": "Read-only `pulumi preview` of this stack from pull requests of this repository",
+    "drift": "Read-only `pulumi refresh --preview-only` / `preview` of this stack from main",
+}
+
 
 @dataclass(frozen=True)
 class AwsStageArgs:
     config: AwsConfig
     modal: ModalConfig
     environment: str
-    github_owner: str
-    github_repository: str
-    # prod: its read-only CI credentials live in this main-only GitHub environment, the drift role
-    # trusts it, and there is no PR preview role (a live preview from PR code would decrypt the
-    # stack's config, Modal deploy token included). None: dev, previewed from pull requests.
-    readonly_environment: str | None = None
+    # (owner id, repository id): what the CI roles' OIDC subjects name (the GitHub stage looks
+    # them up; see names.GITHUB_SUBJECT_CLAIMS).
+    github_ids: pulumi.Input[tuple[int, int]]
 
 
 def tags(environment: str) -> dict[str, str]:
@@ -201,50 +204,30 @@ class AwsStage(pulumi.ComponentResource):
         account_id: pulumi.Output[str],
         github_oidc_arn: pulumi.Output[str],
     ) -> None:
-        """CI roles: deploy (per environment), preview and drift (read-only)."""
+        """CI roles: deploy (per environment), preview (PRs, dev only) and drift (read-only)."""
         cfg, env = args.config, args.environment
         access_key_mode = cfg.auth_mode == contract.ACCESS_KEY
-        self.deploy_role = self._role(
-            env,
-            "deploy",
-            _json(
-                iam.github_deploy_trust,
-                github_oidc_arn,
-                args.github_owner,
-                args.github_repository,
-                env,
-            ),
-            _json(lambda a: iam.deploy_policy(a, env, cfg.bucket, access_key_mode), account_id),
-            "CI `pulumi up` of this stack, from jobs in the GitHub environment of the same name",
-        )
         read_only = _json(lambda a: iam.read_only_policy(a, env, cfg.bucket), account_id)
-        self.preview_role = None
-        if args.readonly_environment is None:
-            self.preview_role = self._role(
-                env,
-                "preview",
-                _json(
-                    iam.github_preview_trust,
-                    github_oidc_arn,
-                    args.github_owner,
-                    args.github_repository,
-                ),
-                read_only,
-                "Read-only `pulumi preview` of this stack from pull requests of this repository",
-            )
-        self.drift_role = self._role(
-            env,
-            "drift",
-            _json(
-                iam.github_drift_trust,
-                github_oidc_arn,
-                args.github_owner,
-                args.github_repository,
-                args.readonly_environment,
+        policies = {
+            "deploy": _json(
+                lambda a: iam.deploy_policy(a, env, cfg.bucket, access_key_mode), account_id
             ),
-            read_only,
-            "Read-only `pulumi refresh --preview-only` / `preview` of this stack from main",
-        )
+            "preview": read_only,
+            "drift": read_only,
+        }
+        roles: dict[str, aws.iam.Role] = {}
+        for purpose, context in names.ci_role_contexts(env).items():
+            trust = _json(
+                lambda arn, ids, context=context: iam.github_trust(arn, *ids, context),
+                github_oidc_arn,
+                args.github_ids,
+            )
+            roles[purpose] = self._role(
+                env, purpose, trust, policies[purpose], CI_ROLE_DESCRIPTIONS[purpose]
+            )
+        self.deploy_role = roles["deploy"]
+        self.preview_role = roles.get("preview")
+        self.drift_role = roles["drift"]
 
     def _oidc_providers(
         self, cfg: AwsConfig, account_id: pulumi.Output[str]
@@ -254,7 +237,8 @@ class AwsStage(pulumi.ComponentResource):
         AWS derives a provider's ARN from its issuer host, so the ARN is known before the provider
         exists: a stack's first preview can show (and the policy pack can check) the trust policies
         that name it. The owning stack creates the providers, and every role waits for them
-        (`_oidc_provider_resources`); the other stacks look them up, which fails clearly if they are missing.
+        (`_oidc_provider_resources`); the other stacks look them up, which fails clearly if they
+        are missing.
         """
         arns = []
         for logical_name, host, audience in (

@@ -57,33 +57,10 @@ def _web_identity_trust(
     )
 
 
-def github_deploy_trust(
-    provider_arn: str, owner: str, repository: str, environment: str
-) -> Document:
-    """Only jobs that run in this repository's GitHub environment `environment` may assume it."""
-    subject = names.github_environment_subject(owner, repository, environment)
-    return _web_identity_trust(
-        provider_arn, names.GITHUB_OIDC_HOST, names.GITHUB_OIDC_AUDIENCE, subject, like=False
-    )
-
-
-def github_preview_trust(provider_arn: str, owner: str, repository: str) -> Document:
-    """Only pull-request jobs of this repository (forks get no OIDC token at all)."""
-    subject = names.github_pull_request_subject(owner, repository)
-    return _web_identity_trust(
-        provider_arn, names.GITHUB_OIDC_HOST, names.GITHUB_OIDC_AUDIENCE, subject, like=False
-    )
-
-
-def github_drift_trust(
-    provider_arn: str, owner: str, repository: str, readonly_environment: str | None
-) -> Document:
-    """Only the scheduled drift check: jobs in the stack's read-only GitHub environment (which
-    admits main only) when it has one, else jobs on main without an environment."""
-    if readonly_environment is None:
-        subject = names.github_main_subject(owner, repository)
-    else:
-        subject = names.github_environment_subject(owner, repository, readonly_environment)
+def github_trust(provider_arn: str, owner_id: int, repository_id: int, context: str) -> Document:
+    """Only jobs of this repository (by its and its owner's numeric ids) in `context`: the deploy
+    role's environment, pull requests, or main (`names.ci_role_contexts`)."""
+    subject = names.github_subject(owner_id, repository_id, context)
     return _web_identity_trust(
         provider_arn, names.GITHUB_OIDC_HOST, names.GITHUB_OIDC_AUDIENCE, subject, like=False
     )

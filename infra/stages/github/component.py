@@ -16,6 +16,7 @@ import pulumi_github as github
 from infra.core import names
 from infra.core.config import GitHubConfig
 from infra.core.resource_types import STAGE_GITHUB
+from infra.stages.github import repository
 from infra.stages.github.ruleset import (
     MAIN_RULESET_NAME,
     main_ruleset_conditions,
@@ -23,11 +24,23 @@ from infra.stages.github.ruleset import (
 )
 
 
+def github_provider(owner: str) -> github.Provider:
+    """The GitHub provider every GitHub resource and lookup of the stack is bound to.
+
+    Explicit, because pulumi-github's default provider takes its owner from `github:owner` or
+    GITHUB_OWNER, and without either from the token's own user (terraform-provider-github
+    provider.go): with only GITHUB_TOKEN set, environments, secrets and rulesets would go to
+    `<token user>/<repository>`. The token still comes from GITHUB_TOKEN, never from state.
+    """
+    return github.Provider("github", owner=owner)
+
+
 @dataclass(frozen=True)
 class GitHubStageArgs:
     config: GitHubConfig
     environment: str
     is_prod: bool
+    provider: github.Provider
     modal_token_id: pulumi.Input[str]
     modal_token_secret: pulumi.Input[str]
     modal_read_token_id: pulumi.Input[str] | None = None
@@ -49,14 +62,20 @@ def secret_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
 
 
 def reviewer_ids(
-    logins: Sequence[str], team_slugs: Sequence[str]
+    logins: Sequence[str], team_slugs: Sequence[str], opts: pulumi.InvokeOutputOptions
 ) -> tuple[pulumi.Output, pulumi.Output]:
     """Resolve logins and team slugs to the numeric ids GitHub's environment API requires.
 
-    `get_user(...).id` is a string; a reviewer list of strings is rejected, so convert here.
+    `get_user(...).id` is a string; a reviewer list of strings is rejected, so convert here. A team
+    is looked up with `summary_only`: without it the provider lists every member and repository of
+    the team (pulumi-github get_team docstring).
     """
-    users = pulumi.Output.all(*[github.get_user_output(username=login).id for login in logins])
-    teams = pulumi.Output.all(*[github.get_team_output(slug=team).id for team in team_slugs])
+    users = pulumi.Output.all(
+        *[github.get_user_output(username=login, opts=opts).id for login in logins]
+    )
+    teams = pulumi.Output.all(
+        *[github.get_team_output(slug=team, summary_only=True, opts=opts).id for team in team_slugs]
+    )
     return (
         users.apply(lambda ids: [int(i) for i in ids]),
         teams.apply(lambda ids: [int(i) for i in ids]),
@@ -70,7 +89,12 @@ class GitHubStage(pulumi.ComponentResource):
         self, name: str, args: GitHubStageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(STAGE_GITHUB, name, None, opts)
-        self._repository = args.config.repository
+        self._lookups = pulumi.InvokeOutputOptions(parent=self, provider=args.provider)
+        facts = repository.lookup(args.config, args.is_prod, self._lookups)
+        # Every resource names the repository through the checked facts, so none is created (not
+        # even with --skip-preview) before GitHub has been asked whether it takes this stack.
+        self._repository = facts.apply(lambda _: args.config.repository)
+        self.ids = self._subject_ids(args, facts)
         self._deploy_environment(args)
         self._read_credentials(args)
         self.main_ruleset = None
@@ -83,7 +107,7 @@ class GitHubStage(pulumi.ComponentResource):
         cfg, env = args.config, args.environment
         reviewers = None
         if args.is_prod:
-            users, teams = reviewer_ids(cfg.reviewers, cfg.reviewer_teams)
+            users, teams = reviewer_ids(cfg.reviewers, cfg.reviewer_teams, self._lookups)
             reviewers = [github.RepositoryEnvironmentReviewerArgs(users=users, teams=teams)]
         self.environment = self._environment(
             env,
@@ -96,6 +120,36 @@ class GitHubStage(pulumi.ComponentResource):
         tokens = (args.modal_token_id, args.modal_token_secret)
         self.token_secrets = self._environment_secrets(
             self.environment, env, zip(names.GITHUB_TOKEN_SECRETS, tokens, strict=True)
+        )
+
+    def _subject_ids(
+        self, args: GitHubStageArgs, facts: pulumi.Output[repository.RepositoryFacts]
+    ) -> pulumi.Output[tuple[int, int]]:
+        """(owner id, repository id) for the CI roles' OIDC subjects, once the repository issues
+        subjects of that form: the owner stack declares the template; the others check it."""
+        ids = facts.apply(lambda f: (f.owner_id, f.repository_id))
+        if args.config.owns_repository_settings:
+            self.subject_template = github.ActionsRepositoryOidcSubjectClaimCustomizationTemplate(
+                "oidc-subject-template",
+                repository=self._repository,
+                use_default=False,
+                include_claim_keys=list(names.GITHUB_SUBJECT_CLAIMS),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            return ids
+        self.subject_template = None
+        template = github.get_actions_repository_oidc_subject_claim_customization_template_output(
+            name=args.config.repository, opts=self._lookups
+        )
+
+        def checked(values: list) -> tuple[int, int]:
+            problem = repository.subject_template_problem(values[1], values[2] or [])
+            if problem:
+                raise pulumi.RunError(f"GitHub repository {args.config.repository}: {problem}")
+            return values[0]
+
+        return pulumi.Output.all(ids, template.use_default, template.include_claim_keys).apply(
+            checked
         )
 
     def _read_credentials(self, args: GitHubStageArgs) -> None:

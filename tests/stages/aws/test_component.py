@@ -7,7 +7,8 @@ import warnings
 
 import pytest
 
-from infra.tools.offline import MOCK_ACCOUNT_ID, RecordingMocks, render
+from infra.core import names
+from infra.tools.offline import MOCK_ACCOUNT_ID, RecordingMocks, render, stable_id
 from tests.stacks import stack_config
 
 ROLE = "aws:iam/role:Role"
@@ -15,6 +16,14 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 POLICY = "aws:iam/policy:Policy"
 OIDC = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 REPO = "acme-ml/rentagpu"
+# What the mocked GitHub answers for acme-ml/rentagpu (infra/tools/offline.py MockGitHub).
+IDS = (int(stable_id("owner", "acme-ml")), int(stable_id("repository", REPO)))
+
+
+def subject(context: str) -> str:
+    return names.github_subject(*IDS, context)
+
+
 # prod has no PR preview role: a live preview from PR code would decrypt its config
 PURPOSES = {
     "dev": ("deploy", "preview", "drift", "runtime"),
@@ -48,7 +57,7 @@ def test_deploy_role_trusts_only_this_repos_environment(renderings, stack) -> No
     assert trust["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": f"repo:{REPO}:environment:{stack}",
+            "token.actions.githubusercontent.com:sub": subject(f"environment:{stack}"),
         }
     }
 
@@ -56,11 +65,11 @@ def test_deploy_role_trusts_only_this_repos_environment(renderings, stack) -> No
 @pytest.mark.parametrize(
     ("stack", "purpose", "subject"),
     [
-        ("dev", "preview", f"repo:{REPO}:pull_request"),
-        ("dev", "drift", f"repo:{REPO}:ref:refs/heads/main"),
+        ("dev", "preview", subject("pull_request")),
+        ("dev", "drift", subject("ref:refs/heads/main")),
         # prod's read credentials can decrypt its config (Modal deploy token included), so only
         # jobs in the main-only environment prod-readonly may use them
-        ("prod", "drift", f"repo:{REPO}:environment:prod-readonly"),
+        ("prod", "drift", subject("environment:prod-readonly")),
     ],
 )
 def test_read_only_roles_trust_exactly_one_subject(renderings, stack, purpose, subject) -> None:
@@ -101,7 +110,7 @@ def test_no_wildcard_in_owner_repo_or_environment_of_any_subject(renderings, sta
             assert subject.count("*") == 1 and subject.endswith(":container_id:*")
         else:
             assert "*" not in subject and "?" not in subject
-            assert subject.startswith(f"repo:{REPO}:")
+            assert subject.startswith(names.github_subject(*IDS, ""))
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -227,12 +236,14 @@ def test_owner_stack_creates_the_oidc_providers_and_the_other_looks_them_up() ->
         "https://oidc.modal.com": ["oidc.modal.com"],
     }
     assert dev.of_type(OIDC) == []
-    lookups = sorted(a["arn"] for t, a in dev_mocks.calls if t.endswith("getOpenIdConnectProvider"))
+    lookups = sorted(
+        a["arn"] for t, a, _ in dev_mocks.calls if t.endswith("getOpenIdConnectProvider")
+    )
     assert lookups == [
         f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/oidc.modal.com",
         f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com",
     ]
-    assert not [t for t, _ in prod_mocks.calls if t.endswith("getOpenIdConnectProvider")]
+    assert not [t for t, _, _ in prod_mocks.calls if t.endswith("getOpenIdConnectProvider")]
 
 
 def test_bucket_is_private_encrypted_and_tls_only(renderings) -> None:

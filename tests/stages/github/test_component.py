@@ -238,16 +238,22 @@ def test_main_requires_every_ci_check_and_they_exist_in_ci_yml(renderings) -> No
     assert set(required) <= job_names, set(required) - job_names
 
 
-def test_reviewer_lookups_go_through_the_provider() -> None:
+def test_every_github_lookup_goes_through_the_stacks_provider() -> None:
+    """With only GITHUB_TOKEN set, pulumi-github's default provider would take the owner from the
+    token's user (terraform-provider-github provider.go); every lookup is bound to the explicit
+    provider whose owner is rentagpu:githubOwner."""
     mocks = RecordingMocks()
     render(stack_config("prod"), mocks)
-    lookups = sorted(
-        (token, args.get("username") or args.get("slug"))
-        for token, args in mocks.calls
-        if token.startswith("github:")
-    )
-    assert lookups == [
-        ("github:index/getTeam:getTeam", "ml-platform"),
-        ("github:index/getUser:getUser", "alice"),
-        ("github:index/getUser:getUser", "bob"),
+    github_calls = [
+        (token, args, provider) for token, args, provider in mocks.calls if "github:" in token
     ]
+    assert {provider for _, _, provider in github_calls} == {("pulumi:providers:github", "github")}
+    reviewers = sorted(
+        (token.split(":")[-1], args.get("username") or args.get("slug"))
+        for token, args, _ in github_calls
+        if token.endswith(("getUser", "getTeam"))
+    )
+    assert reviewers == [("getTeam", "ml-platform"), ("getUser", "alice"), ("getUser", "bob")]
+    # A team lookup without summary_only lists every member and repository of the team.
+    teams = [args for token, args, _ in github_calls if token.endswith("getTeam")]
+    assert all(args.get("summaryOnly") is True for args in teams)
