@@ -118,8 +118,8 @@ KEYS: tuple[Key, ...] = (
     Key(
         "githubOwner",
         "string",
-        "GitHub user or organization that owns the repository (exact case: OIDC subjects are "
-        "case-sensitive)",
+        "GitHub user or organization that owns the repository (the stack's GitHub provider is "
+        "bound to it)",
         rule=github_login,
     ),
     Key(
