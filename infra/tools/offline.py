@@ -253,12 +253,20 @@ def _report_once(error: BaseException) -> None:
 
 def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     """Run the program for one parsed `StackConfig` under mocks and return what it declared."""
+    from infra.program import build
+
+    return run_program(cfg.stack, lambda: build(cfg), mocks)
+
+
+def run_program(
+    stack: str, declare: Callable[[], Mapping[str, Any]], mocks: RecordingMocks | None = None
+) -> Rendering:
+    """Run `declare` (which declares resources and returns the stack's outputs) under mocks."""
     import pulumi
     from pulumi.runtime import settings
     from pulumi.runtime.sync_await import _ensure_event_loop
 
     from infra.core.config_schema import PROJECT
-    from infra.program import build
 
     mocks = mocks or RecordingMocks()
     # The SDK registers the root stack on the thread's current event loop; a caller that ran (and
@@ -266,11 +274,11 @@ def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     _ensure_event_loop()
     # A fresh root Stack per render, so two stacks can render in one process.
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=mocks.first_preview)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=mocks.first_preview)
     outputs: dict[str, Any] = {}
 
     def program() -> pulumi.Output:
-        exported = build(cfg)
+        exported = declare()
         return pulumi.Output.all(**exported).apply(outputs.update)
 
     try:
@@ -278,4 +286,4 @@ def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     except Exception as error:
         _report_once(error)
         raise
-    return Rendering(stack=cfg.stack, resources=tuple(mocks.resources), outputs=dict(outputs))
+    return Rendering(stack=stack, resources=tuple(mocks.resources), outputs=dict(outputs))
