@@ -144,3 +144,18 @@ def test_renaming_the_app_deploys_the_new_one_then_stops_the_old_one(modal_env) 
     assert result.replaced == ["dev-app-deployment"]
     assert live_version(modal_env.state, "dev", "rentagpu-executor-2") is not None
     assert live_version(modal_env.state, "dev", "rentagpu-executor") is None
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_stacks_first_preview_passes_every_providers_check(stack) -> None:
+    """The first `pulumi preview` of a stack, before anything exists: the Modal secret's role ARN,
+    the deployment's secret id and fingerprint are unknown, and reach the providers' `check` as
+    `pulumi.output.Unknown` (tests/fakes/test_engine.py). Nothing is created."""
+    engine = InProcessEngine()
+    planned = engine.preview(stack_config(stack))
+    assert set(planned.created) == {
+        f"{stack}-modal-environment",
+        f"{stack}-modal-runtime-secret",
+        f"{stack}-app-deployment",
+    }
+    assert engine.state == {}
