@@ -41,4 +41,5 @@ pytest_plugins = (
     "tests.fakes.modal_fixtures",
     "tests.fakes.modal_deploy",
     "tests.fakes.aws_fixtures",
+    "tests.fakes.github_api",
 )
