@@ -129,7 +129,7 @@ KINDS = {
     "github-deploy-not-main": "a deployment from a ref the environment does not admit",
     "github-deploy-unapproved": "a prod deployment without an approval on record",
     "github-secret-due": "an environment secret older than the rotation period",
-    "aws-role-missing": "a role of the stack does not exist",
+    "aws-principal-missing": "a role of the stack, or its runtime user, does not exist",
     "aws-role-unused": "a role of the stack is unused",
     "aws-key-too-old": "the runtime user's access key is older than `accessKeyMaxAgeDays`",
     "aws-key-unused": "the runtime user's access key is unused",
