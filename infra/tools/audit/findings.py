@@ -124,7 +124,7 @@ KINDS = {
     "modal-service-user-expired": "a configured service user's token has expired",
     "modal-service-user-expiring": "a configured service user's token expires within 14 days",
     "modal-service-user-due": "a configured service user is older than the rotation period",
-    "modal-service-user-unused": "a service user with a role here is unused",
+    "modal-service-user-unused": "a configured service user is unused",
     "modal-member-token-unused": "a member's token is unused",
     "github-deploy-not-main": "a deployment from a ref the environment does not admit",
     "github-deploy-unapproved": "a prod deployment without an approval on record",
