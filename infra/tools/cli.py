@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "infra.tools.report",
     "infra.tools.runbook.rotate",
     "infra.tools.runbook.incident",
+    "infra.tools.audit",
 )
 
 

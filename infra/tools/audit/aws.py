@@ -38,7 +38,7 @@ class _Refused(Exception):
 
 def _call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any] | None:
     """One IAM read; None when the entity does not exist."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
         return getattr(client, operation)(**kwargs)
@@ -47,6 +47,8 @@ def _call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any] | None:
         if code == "NoSuchEntity":
             return None
         raise _Refused(f"AWS refused iam:{_action(operation)} ({code})") from None
+    except NoCredentialsError:
+        raise _Refused("no AWS credentials were found (environment, profile or role)") from None
     except BotoCoreError as error:
         raise _Refused(f"could not reach AWS IAM ({type(error).__name__})") from None
 

@@ -48,11 +48,15 @@ def github_source(scope: AuditScope, environ: Mapping[str, str]) -> SourceResult
         )
         return result
     repo = f"/repos/{scope.config.github.owner}/{scope.config.github.repository}"
-    for what, check in (("deployments", _deployments), ("secrets", _secrets)):
+    try:
+        result.extend(_deployments(api, repo, scope))
+    except AuditError as error:
+        result.not_checked.append(NotChecked(SYSTEM, "deployments", str(error)))
+    for where, path, prefix in _secret_places(repo, scope.environment):
         try:
-            result.extend(check(api, repo, scope))
+            result.extend(_secrets(api, path, where, prefix, scope))
         except AuditError as error:
-            result.not_checked.append(NotChecked(SYSTEM, what, str(error)))
+            result.not_checked.append(NotChecked(SYSTEM, f"secrets of {where}", str(error)))
     return result
 
 
@@ -164,25 +168,26 @@ def _rotation_command(scope: AuditScope, secret: str, where: str) -> str:
     return f"gh secret set {secret}  # a new value, on stdin"
 
 
-def _secrets(api: GitHubApi, repo: str, scope: AuditScope) -> SourceResult:
+def _secrets(
+    api: GitHubApi, path: str, where: str, prefix: str | None, scope: AuditScope
+) -> SourceResult:
     result = SourceResult()
-    for where, path, prefix in _secret_places(repo, scope.environment):
-        for secret in api.paged(path, key="secrets"):
-            name = str(secret.get("name", "?"))
-            if prefix is not None and not name.startswith(prefix):
-                continue
-            updated = _when(secret.get("updated_at") or secret.get("created_at"))
-            if updated is None or scope.age_days(updated) <= scope.rotation_days:
-                continue
-            result.findings.append(
-                Finding(
-                    SYSTEM,
-                    "github-secret-due",
-                    Severity.MEDIUM,
-                    f"secret `{name}` of {where}",
-                    f"last written {ago(scope.age_days(updated))} ({day(updated)}); the "
-                    f"rotation period is {scope.rotation_days} days (tokenRotationDays)",
-                    _rotation_command(scope, name, where),
-                )
+    for secret in api.paged(path, key="secrets"):
+        name = str(secret.get("name", "?"))
+        if prefix is not None and not name.startswith(prefix):
+            continue
+        updated = _when(secret.get("updated_at") or secret.get("created_at"))
+        if updated is None or scope.age_days(updated) <= scope.rotation_days:
+            continue
+        result.findings.append(
+            Finding(
+                SYSTEM,
+                "github-secret-due",
+                Severity.MEDIUM,
+                f"secret `{name}` of {where}",
+                f"last written {ago(scope.age_days(updated))} ({day(updated)}); the "
+                f"rotation period is {scope.rotation_days} days (tokenRotationDays)",
+                _rotation_command(scope, name, where),
             )
+        )
     return result

@@ -13,115 +13,18 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
-import json
-from collections.abc import Callable, Iterator
-
-import pytest
 
 from infra.core import names
 from infra.core.secrets import mask_id
 from infra.stages.aws import iam as iam_documents
 from infra.tools.audit.aws import aws_source, stack_roles
 from infra.tools.audit.findings import Severity
-from tests.fakes.aws_fixtures import Credentials, MotoServer
-from tests.tools.audit.support import kinds, scope_for
-
-# Lets the test's admin assume the role, so moto records a use (the real trusts are OIDC ones).
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::123456789012:user/admin"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-class AwsStack:
-    """A stack's roles (and runtime user) in moto, and a reader with the read-only CI policy."""
-
-    def __init__(self, moto: MotoServer, stack: str, auth: str) -> None:
-        self.moto, self.stack, self.auth = moto, stack, auth
-        self.iam = moto.client("iam")
-        self.scope = scope_for(stack, awsAuth=auth, now=_now())
-        self.keys: list[Credentials] = []
-
-    def create(self, *, skip: tuple[str, ...] = ()) -> None:
-        env = self.stack
-        for purpose in stack_roles(self.scope):
-            if purpose not in skip:
-                self.iam.create_role(
-                    RoleName=names.role_name(env, purpose),
-                    Path=names.iam_path(env),
-                    AssumeRolePolicyDocument=json.dumps(TRUST),
-                )
-        if self.auth == "access-key":
-            self.iam.create_user(UserName=names.runtime_user_name(env), Path=names.iam_path(env))
-
-    def add_key(self) -> Credentials:
-        key = self.iam.create_access_key(UserName=names.runtime_user_name(self.stack))
-        credentials = Credentials(
-            key["AccessKey"]["AccessKeyId"], key["AccessKey"]["SecretAccessKey"]
-        )
-        self.keys.append(credentials)
-        return credentials
-
-    def use_role(self, purpose: str) -> None:
-        arn = self.iam.get_role(RoleName=names.role_name(self.stack, purpose))["Role"]["Arn"]
-        found = self.moto.client("sts").assume_role(RoleArn=arn, RoleSessionName="audit-test")
-        session = found["Credentials"]
-        assumed = Credentials(
-            session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]
-        )
-        self.moto.client("sts", assumed).get_caller_identity()
-
-    def use_key(self, key: Credentials) -> None:
-        self.moto.client("sts", key).get_caller_identity()
-
-    def delete(self) -> None:
-        env = self.stack
-        for purpose in ("deploy", "drift", "preview", "runtime"):
-            try:
-                self.iam.delete_role(RoleName=names.role_name(env, purpose))
-            except self.iam.exceptions.NoSuchEntityException:
-                pass
-        user = names.runtime_user_name(env)
-        try:
-            for key in self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
-                self.iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
-            self.iam.delete_user(UserName=user)
-        except self.iam.exceptions.NoSuchEntityException:
-            pass
-
-
-@pytest.fixture
-def aws_stack(
-    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., AwsStack]]:
-    made: list[AwsStack] = []
-
-    def make(stack: str = "prod", auth: str = "oidc") -> AwsStack:
-        built = AwsStack(moto_server, stack, auth)
-        made.append(built)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.admin.access_key_id)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.admin.secret_access_key)
-        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-        return built
-
-    yield make
-    for built in made:
-        built.delete()
+from tests.tools.audit.support import AwsStack, kinds, now_utc
 
 
 def _audit(stack: AwsStack, days_later: int = 0):
     scope = stack.scope
-    later = type(scope)(scope.config, _now() + datetime.timedelta(days=days_later), 7, 90)
+    later = type(scope)(scope.config, now_utc() + datetime.timedelta(days=days_later), 7, 90)
     return aws_source(later, {"AWS_ENDPOINT_URL": stack.moto.endpoint_url})
 
 
@@ -134,7 +37,7 @@ def test_audit_aws_roles_in_use_are_clean_and_their_last_use_is_listed(aws_stack
     assert result.findings == [] and result.not_checked == []
     lines = [a.text for a in result.activity]
     assert len(lines) == 3  # prod: deploy, drift, runtime (no PR preview role)
-    assert all(f"last used {_now():%Y-%m-%d}" in line for line in lines)
+    assert all(f"last used {now_utc():%Y-%m-%d}" in line for line in lines)
 
 
 def test_audit_aws_a_role_unused_for_longer_than_the_threshold_is_low(aws_stack) -> None:

@@ -156,7 +156,11 @@ def test_audit_github_a_refused_token_is_not_checked_and_never_echoed(
     environ = {**fake_github.environ(), "GITHUB_TOKEN": wrong}
     result = github_source(scope_for("prod"), environ)
     assert result.findings == []
-    assert [n.what for n in result.not_checked] == ["deployments", "secrets"]
+    assert [n.what for n in result.not_checked] == [
+        "deployments",
+        "secrets of environment `prod`",
+        "secrets of environment `prod-readonly`",
+    ]
     reason = result.not_checked[0].reason
     assert "HTTP 401" in reason and "Bad credentials" in reason
     assert wrong not in reason and SECRET_MASK in reason  # the fake echoed it; we did not
@@ -168,3 +172,14 @@ def test_audit_github_without_a_token_says_what_is_missing(fake_github: FakeGitH
     (missing,) = result.not_checked
     assert missing.reason == "GITHUB_TOKEN is not set"
     assert fake_github.state.requests == []
+
+
+def test_audit_github_a_missing_environment_is_not_checked_but_the_rest_is(
+    fake_github: FakeGitHub,
+) -> None:
+    fake_github.state.add_environment_secret("prod", "MODAL_TOKEN_ID", iso(120))
+    result = github_source(scope_for("prod"), fake_github.environ())
+    assert kinds(result.findings) == ["github-secret-due"]
+    (missing,) = result.not_checked
+    assert missing.what == "secrets of environment `prod-readonly`"
+    assert "HTTP 404" in missing.reason

@@ -15,9 +15,8 @@ from infra.tools.audit.modal_log import SENSITIVE_ACTIONS, Known
 from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
 from tests.fakes.modal_rpc_audit import PAGE_SIZE, FakeAuditEvent, add_audit_event
 from tests.stacks import stack_config
-from tests.tools.audit.support import kinds
+from tests.tools.audit.support import DAY, kinds
 
-DAY = 86_400.0
 ROLES = {CI_SERVICE_USER: "contributor"}
 
 
@@ -25,21 +24,6 @@ def _scope(stack: str, since: int = 7, **config: object) -> AuditScope:
     config.setdefault("modalServiceUserRoles", ROLES)
     now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
     return AuditScope(stack_config(stack, **config), now, since, 90)
-
-
-@pytest.fixture
-def workspace(fake_modal: FakeModal) -> FakeModal:
-    """dev and prod as `pulumi up` leaves them: the CI service user a scoped contributor in both,
-    with a token used yesterday."""
-    state = fake_modal.state
-    state.add_environment("dev")
-    state.add_environment("prod", restricted=True)
-    for env in ("dev", "prod"):
-        state.set_role(env, CI_SERVICE_USER, "contributor")
-    state.principal_named(CI_SERVICE_USER, "service_user").scoped = True
-    token_id, _ = fake_modal.server.add_token(CI_SERVICE_USER, kind="service_user")
-    state.token_times[token_id].last_used_at = time.time() - DAY
-    return fake_modal
 
 
 def _event(
