@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
+from infra.core.errors import AuditError
 from infra.tools.audit.findings import SYSTEMS, AuditReport, AuditScope, SourceResult
 from infra.tools.command import add_command, add_stack_argument
 
@@ -86,10 +89,41 @@ def scope_from_args(args: argparse.Namespace, now: datetime.datetime | None = No
     )
 
 
+def _merged(args: argparse.Namespace) -> tuple[list[SourceResult], set[str]]:
+    from infra.tools.audit.render import part_from_json
+
+    results, checked = [], set()
+    for path in args.merge or ():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except OSError as error:
+            raise AuditError(f"cannot read {path}: {error.strerror}") from None
+        except ValueError:
+            raise AuditError(f"{path} is not JSON") from None
+        result, systems = part_from_json(document, args.stack)
+        results.append(result)
+        checked |= systems
+    return results, checked
+
+
 def run(args: argparse.Namespace) -> int:
     from infra.tools.audit.render import render_json, render_markdown
 
-    report = run_audit(scope_from_args(args), os.environ)
+    merged, merged_checked = _merged(args)
+    scope = scope_from_args(args)
+    report = run_audit(scope, os.environ)
+    if args.merge:
+        # What another run checked is checked, not skipped.
+        scope = replace(scope, skipped=tuple(s for s in scope.skipped if s not in merged_checked))
+        parts = [
+            SourceResult(list(report.findings), list(report.activity), list(report.not_checked)),
+            *merged,
+        ]
+        report = AuditReport.from_results(scope, parts)
+    if args.write_json:
+        with open(args.write_json, "w", encoding="utf-8") as handle:
+            handle.write(render_json(report))
     sys.stdout.write(render_json(report) if args.json else render_markdown(report))
     return exit_code(report)
 
@@ -130,5 +164,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=SYSTEMS,
         help="leave a system out (repeatable); the report says it was skipped",
     )
+    parser.add_argument(
+        "--merge",
+        action="append",
+        metavar="FILE",
+        help="add the results of a part run elsewhere (its --json output), e.g. the AWS part run "
+        "where the stack's AWS role is available together with --skip aws here",
+    )
+    parser.add_argument("--write-json", metavar="FILE", help="also write the JSON report to FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from infra.tools.audit.findings import AuditReport, day
+from infra.core.errors import AuditError
+from infra.tools.audit.findings import (
+    SYSTEMS,
+    Activity,
+    AuditReport,
+    Finding,
+    NotChecked,
+    Severity,
+    SourceResult,
+    day,
+)
 from infra.tools.report.markdown import DEFAULT_MAX_CHARS
 
 _SYSTEM_NAMES = {"modal": "Modal", "github": "GitHub", "aws": "AWS"}
@@ -95,6 +107,7 @@ def as_json(report: AuditReport) -> dict[str, Any]:
         "rotation_days": scope.rotation_days,
         "skipped": list(scope.skipped),
         "complete": report.complete,
+        "digest": digest(report),
         "counts": report.counts(),
         "findings": [f.as_dict() for f in report.findings],
         "activity": [{"system": a.system, "text": a.text} for a in report.activity],
@@ -106,3 +119,42 @@ def as_json(report: AuditReport) -> dict[str, Any]:
 
 def render_json(report: AuditReport) -> str:
     return json.dumps(as_json(report), indent=2) + "\n"
+
+
+def digest(report: AuditReport) -> str:
+    """Changes when the findings change, not when only dates or counts in their text do: what
+    the scheduled workflow compares to decide whether to comment on the audit issue."""
+    lines = sorted(f"{f.severity.label} {f.kind} {f.subject}" for f in report.findings)
+    lines += sorted(f"not-checked {n.system} {n.what}" for n in report.not_checked)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def part_from_json(document: Mapping[str, Any], stack: str) -> tuple[SourceResult, set[str]]:
+    """A report another run wrote with `--json` (say, the AWS part, run where the stack's AWS role
+    is available): its results, and the systems it checked."""
+    try:
+        if document["stack"] != stack:
+            raise AuditError(f"the merged report is of stack '{document['stack']}', not '{stack}'")
+        result = SourceResult(
+            findings=[
+                Finding(
+                    f["system"],
+                    f["kind"],
+                    Severity[f["severity"].upper()],
+                    f["subject"],
+                    f["detail"],
+                    f["command"],
+                )
+                for f in document["findings"]
+            ],
+            activity=[Activity(a["system"], a["text"]) for a in document["activity"]],
+            not_checked=[
+                NotChecked(n["system"], n["what"], n["reason"]) for n in document["not_checked"]
+            ],
+        )
+        checked = set(SYSTEMS) - set(document["skipped"])
+    except (KeyError, TypeError, AttributeError) as error:
+        raise AuditError(
+            f"the merged report is not what `python -m infra audit --json` writes ({error})"
+        ) from None
+    return result, checked

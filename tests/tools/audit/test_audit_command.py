@@ -230,3 +230,63 @@ def test_audit_command_no_secret_reaches_the_output_or_the_log(
     tokens = [workspace.token_secret, workspace.token_id]
     assert [value for value in tokens if value in outputs + logged_but_headers] == []
     assert any(r.name.startswith("botocore") for r in caplog.records)  # logs were captured
+
+
+def test_audit_command_merges_a_part_run_elsewhere(prod_clean, capsys, tmp_path) -> None:
+    """The workflow runs the AWS part where the stack's AWS role is (a job without environment)
+    and the rest where the read tokens are; the merged report is checked in full."""
+    _, _, aws = prod_clean
+    aws.iam.delete_role(RoleName="rentagpu-prod-drift")
+    part = tmp_path / "aws.json"
+    code, _ = _run(capsys, "--skip", "modal", "--skip", "github", "--write-json", str(part))
+    assert code == 7
+    code, out = _run(capsys, "--skip", "aws", "--merge", str(part))
+    assert code == 7
+    assert "Checked: Modal, GitHub, AWS." in out and "Skipped" not in out
+    assert "role `rentagpu-prod-drift`" in out
+    code, out = _run(capsys, "--skip", "aws", "--merge", str(part), "--json")
+    assert json.loads(out)["skipped"] == [] and json.loads(out)["complete"] is True
+
+
+def test_audit_command_refuses_to_merge_another_stack_s_report(capsys, tmp_path) -> None:
+    part = tmp_path / "dev.json"
+    report = AuditReport.from_results(scope_for("dev"), [])
+    part.write_text(render_json(report))
+    code = main(
+        [
+            "audit",
+            "--stack",
+            "prod",
+            "--skip",
+            "modal",
+            "--skip",
+            "github",
+            "--skip",
+            "aws",
+            "--merge",
+            str(part),
+        ]
+    )
+    assert code == 2
+    assert "the merged report is of stack 'dev', not 'prod'" in capsys.readouterr().err
+
+
+def test_audit_command_digest_follows_the_findings_not_the_dates() -> None:
+    from infra.tools.audit.render import digest
+
+    finding = Finding(
+        "aws", "aws-role-unused", Severity.LOW, "role `x`", "last used 91 days ago", "c"
+    )
+    later = Finding(
+        "aws", "aws-role-unused", Severity.LOW, "role `x`", "last used 98 days ago", "c"
+    )
+    other = Finding(
+        "aws", "aws-role-unused", Severity.LOW, "role `y`", "last used 91 days ago", "c"
+    )
+    first = AuditReport.from_results(scope_for("prod"), [SourceResult(findings=[finding])])
+    week_on = AuditReport.from_results(
+        scope_for("prod", now=scope_for("prod").now + datetime.timedelta(days=7)),
+        [SourceResult(findings=[later])],
+    )
+    changed = AuditReport.from_results(scope_for("prod"), [SourceResult(findings=[finding, other])])
+    assert digest(first) == digest(week_on) != digest(changed)
