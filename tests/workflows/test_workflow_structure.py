@@ -52,6 +52,10 @@ JOB_PERMISSIONS = {
     ("drift", "check-dev"): {"contents": "read", "id-token": "write"},
     ("drift", "check-prod"): {"contents": "read", "id-token": "write"},
     ("drift", "issue"): {"issues": "write"},
+    ("audit", "aws-dev"): {"contents": "read", "id-token": "write"},
+    ("audit", "audit-dev"): {"contents": "read"},
+    ("audit", "audit-prod"): {"contents": "read", "id-token": "write"},
+    ("audit", "issue"): {"issues": "write"},
 }
 
 # Where credentials live, by the GitHub environment a job names (None: no environment, so only
@@ -98,6 +102,8 @@ JOB_ENVIRONMENTS = {
     ("preview", "preview-prod"): PROD_READONLY,
     ("deploy", "deploy"): DEPLOY_ENVIRONMENT,
     ("drift", "check-prod"): PROD_READONLY,
+    ("audit", "audit-dev"): PROD_READONLY,
+    ("audit", "audit-prod"): PROD_READONLY,
 }
 
 # Credentials that can change something. None may appear outside the deploy workflow.
@@ -149,7 +155,7 @@ def all_jobs() -> Iterator[tuple[str, str, dict]]:
 # Every workflow.
 
 
-def test_the_four_workflows_exist() -> None:
+def test_the_five_workflows_exist() -> None:
     assert sorted(p.stem for p in workflow_files()) == sorted(WORKFLOW_NAMES)
 
 
@@ -183,6 +189,8 @@ def test_id_token_is_only_granted_where_a_cloud_role_is_assumed() -> None:
         ("deploy", "deploy"),
         ("drift", "check-dev"),
         ("drift", "check-prod"),
+        ("audit", "aws-dev"),
+        ("audit", "audit-prod"),
     }
     for name in WORKFLOW_NAMES:
         for job_id, job in load_workflow(name)["jobs"].items():
@@ -307,7 +315,7 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version_in_a_comme
     assert len(lines) >= 15
     versions: dict[str, set[tuple[str, str]]] = {}
     for file, ref, comment in lines:
-        if ref.startswith("$/"):
+        if ref.startswith(("$/", "./")):
             continue  # this repository's own action, at the workflow's own commit
         action, _, sha = ref.partition("@")
         assert re.fullmatch(r"[0-9a-f]{40}", sha), f"{file}: {ref} is not pinned to a commit SHA"
@@ -328,8 +336,14 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version_in_a_comme
 
 
 def test_local_actions_use_the_self_repository_form() -> None:
-    local = [ref for _, ref, _ in uses_lines() if not re.match(r"^[\w.-]+/[\w.-]+", ref)]
-    assert local and all(ref == "$/.github/actions/python-venv" for ref in local)
+    # `./` in audit.yml; issue 11 moves the other workflows from `$/` to `./` too (see
+    # .github/zizmor.yml), after which only `./` should remain.
+    local = [(f, ref) for f, ref, _ in uses_lines() if ref.startswith(("./", "$/"))]
+    others = [ref for _, ref, _ in uses_lines() if not ref.startswith(("./", "$/"))]
+    assert all(re.match(r"^[\w-]+/[\w.-]+", ref) for ref in others)  # owner/repo@sha
+    allowed = ("$/.github/actions/python-venv", "./.github/actions/python-venv")
+    assert local and all(ref in allowed for _, ref in local)
+    assert {ref for f, ref in local if f == "audit.yml"} == {"./.github/actions/python-venv"}
 
 
 def test_the_python_venv_action_installs_only_hash_locked_requirements() -> None:
