@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "infra.tools.runbook.rotate",
     "infra.tools.runbook.incident",
     "infra.tools.audit",
+    "infra.tools.doctor",
 )
 
 
