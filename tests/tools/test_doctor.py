@@ -14,7 +14,7 @@ import pytest
 
 from infra.tools.cli import main
 from infra.tools.doctor import diagnose, render
-from infra.tools.doctor.checks import PRE_COMMIT_HOOK_ID
+from infra.tools.doctor.checks import AUTOMATION_VARIABLES, PRE_COMMIT_HOOK_ID
 from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
 
 DAY = 86_400.0
@@ -61,6 +61,21 @@ class Laptop:
         (hooks / "pre-commit").write_text(text)
 
 
+def on_a_laptop(monkeypatch: pytest.MonkeyPatch, laptop: Laptop) -> None:
+    """The process environment of a person's shell on `laptop` (CI runs these tests with CI=true)."""
+    monkeypatch.setenv("HOME", str(laptop.home))
+    for name in (
+        "MODAL_TOKEN_ID",
+        "MODAL_TOKEN_SECRET",
+        "MODAL_CONFIG_PATH",
+        "MODAL_ENVIRONMENT",
+        "MODAL_PROFILE",
+        "MODAL_SERVER_URL",
+        *AUTOMATION_VARIABLES,
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def laptop(tmp_path: Path, fake_modal: FakeModal) -> Laptop:
     """A good laptop: member alice's token in ~/.modal.toml (0600, profile `work`, default
@@ -89,15 +104,7 @@ def test_doctor_a_good_laptop_has_no_problem_and_exits_0(
     laptop: Laptop, monkeypatch, capsys
 ) -> None:
     assert laptop.problems() == {}
-    for name in (
-        "MODAL_TOKEN_ID",
-        "MODAL_TOKEN_SECRET",
-        "MODAL_CONFIG_PATH",
-        "CI",
-        "GITHUB_ACTIONS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(laptop.home))
+    on_a_laptop(monkeypatch, laptop)
     code = main(["doctor", "--repo", str(laptop.repo)])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -244,15 +251,7 @@ def test_doctor_no_token_or_a_rejected_one(laptop: Laptop) -> None:
 def test_doctor_exit_code_counts_the_problems(laptop: Laptop, monkeypatch, capsys) -> None:
     laptop.profile(environment="prod", mode=0o640)
     (laptop.repo / ".git" / "hooks" / "pre-commit").unlink()
-    monkeypatch.setenv("HOME", str(laptop.home))
-    for name in (
-        "MODAL_TOKEN_ID",
-        "MODAL_TOKEN_SECRET",
-        "MODAL_CONFIG_PATH",
-        "MODAL_ENVIRONMENT",
-        "CI",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    on_a_laptop(monkeypatch, laptop)
     code = main(["doctor", "--repo", str(laptop.repo)])
     out = capsys.readouterr().out
     assert code == 3, out

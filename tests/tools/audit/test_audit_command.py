@@ -290,3 +290,10 @@ def test_audit_command_digest_follows_the_findings_not_the_dates() -> None:
     )
     changed = AuditReport.from_results(scope_for("prod"), [SourceResult(findings=[finding, other])])
     assert digest(first) == digest(week_on) != digest(changed)
+
+
+def test_audit_command_every_finding_kind_is_in_the_readme() -> None:
+    from infra.tools.plan import PROJECT_DIR
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    assert [kind for kind in KINDS if f"`{kind}`" not in readme] == []
