@@ -315,7 +315,7 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version_in_a_comme
     assert len(lines) >= 15
     versions: dict[str, set[tuple[str, str]]] = {}
     for file, ref, comment in lines:
-        if ref.startswith(("$/", "./")):
+        if ref.startswith("$/"):
             continue  # this repository's own action, at the workflow's own commit
         action, _, sha = ref.partition("@")
         assert re.fullmatch(r"[0-9a-f]{40}", sha), f"{file}: {ref} is not pinned to a commit SHA"
@@ -336,14 +336,8 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version_in_a_comme
 
 
 def test_local_actions_use_the_self_repository_form() -> None:
-    # `./` in audit.yml; issue 11 moves the other workflows from `$/` to `./` too (see
-    # .github/zizmor.yml), after which only `./` should remain.
-    local = [(f, ref) for f, ref, _ in uses_lines() if ref.startswith(("./", "$/"))]
-    others = [ref for _, ref, _ in uses_lines() if not ref.startswith(("./", "$/"))]
-    assert all(re.match(r"^[\w-]+/[\w.-]+", ref) for ref in others)  # owner/repo@sha
-    allowed = ("$/.github/actions/python-venv", "./.github/actions/python-venv")
-    assert local and all(ref in allowed for _, ref in local)
-    assert {ref for f, ref in local if f == "audit.yml"} == {"./.github/actions/python-venv"}
+    local = [ref for _, ref, _ in uses_lines() if not re.match(r"^[\w.-]+/[\w.-]+", ref)]
+    assert local and all(ref == "$/.github/actions/python-venv" for ref in local)
 
 
 def test_the_python_venv_action_installs_only_hash_locked_requirements() -> None:
