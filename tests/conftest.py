@@ -43,4 +43,5 @@ pytest_plugins = (
     "tests.fakes.aws_fixtures",
     "tests.fakes.provider_host",
     "tests.fakes.not_modal",
+    "tests.fakes.github_api",
 )

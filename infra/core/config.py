@@ -73,6 +73,7 @@ class ModalConfig:
     service_user_roles: tuple[tuple[str, str], ...]
     allow_environment_deletion: bool
     gpus: tuple[str, ...]
+    token_rotation_days: int
     token_id: SecretStr = field(repr=False)
     token_secret: SecretStr = field(repr=False)
     read_token_id: SecretStr | None = field(repr=False)
@@ -329,6 +330,7 @@ def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
         r.problem("gpus", "is empty; list at least one GPU type")
     elif len(set(gpus)) != len(gpus):
         r.problem("gpus", "lists the same GPU twice (GPU names are not case-sensitive)")
+    rotation_days = r.integer("tokenRotationDays")
     token_id = r.secret("modalTokenId")
     token_secret = r.secret("modalTokenSecret")
     read_token_id = r.secret("modalReadTokenId", required=False)
@@ -346,6 +348,7 @@ def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
         service_user_roles=roles,
         allow_environment_deletion=allow_deletion,
         gpus=gpus,
+        token_rotation_days=rotation_days,
         token_id=token_id,  # type: ignore[arg-type]  # None only when problems were raised
         token_secret=token_secret,  # type: ignore[arg-type]
         read_token_id=read_token_id,

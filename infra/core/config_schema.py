@@ -209,6 +209,15 @@ KEYS: tuple[Key, ...] = (
         rule=gpu,
     ),
     Key(
+        "tokenRotationDays",
+        "integer",
+        "days a Modal token or a GitHub secret holding one may live before `python -m infra audit` "
+        "(and `doctor`, for a personal token) reports it due for rotation (default 90)",
+        default=90,
+        low=1,
+        high=365,
+    ),
+    Key(
         "modalTokenId",
         "string",
         "Modal token id CI deploys with (becomes the environment secret `MODAL_TOKEN_ID`)",

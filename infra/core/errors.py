@@ -76,3 +76,8 @@ class StackUpError(StackCommandError):
 
 class IncidentError(RentagpuError):
     """The incident command could not do what was asked (not: a check found the old value)."""
+
+
+class AuditError(RentagpuError):
+    """A system the audit or doctor reads refused or failed; the message names the call, never a
+    credential."""

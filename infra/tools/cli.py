@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "infra.tools.runbook.rotate",
     "infra.tools.runbook.incident",
     "infra.tools.config_docs",
+    "infra.tools.audit",
+    "infra.tools.doctor",
 )
 
 

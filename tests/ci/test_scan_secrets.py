@@ -143,3 +143,51 @@ def test_bad_arguments_exit_2(argv: list[str], tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def scan_staged(repo: Path) -> subprocess.CompletedProcess[str]:
+    """What the pre-commit hook runs (.pre-commit-config.yaml: `.ci/scan-secrets --staged`)."""
+    return subprocess.run(
+        ["bash", str(SCANNER), "--staged", str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(repo),
+            "DETECT_SECRETS": DETECT_SECRETS,
+            **GIT_ENV,
+        },
+    )
+
+
+def test_staged_mode_scans_what_is_about_to_be_committed_only(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    old_key = fake_aws_key()
+    (repo / "old.sh").write_text(f"export KEY={old_key}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "an old key, already in history")
+    (repo / "README.md").write_text("# demo\n")
+    git(repo, "add", "README.md")
+    assert scan_staged(repo).returncode == 0  # history and committed files are CI's business
+
+    modal_secret = fake_modal_secret()
+    (repo / "profile.toml").write_text(f"[default]\ntoken_secret = '{modal_secret}'\n")
+    assert scan_staged(repo).returncode == 0  # in the work tree, not staged: not this commit
+    git(repo, "add", "profile.toml")
+    result = scan_staged(repo)
+    assert result.returncode == 1
+    assert "staged profile.toml:2: Modal Token Secret" in result.stdout.splitlines()
+    assert "finding(s) in the staged changes" in result.stderr
+    assert modal_secret not in result.stdout + result.stderr
+
+    # The index is what counts: cleaning the work tree without staging the fix still fails.
+    (repo / "profile.toml").write_text("[default]\n")
+    assert scan_staged(repo).returncode == 1
+
+
+def test_staged_mode_needs_a_git_work_tree(tmp_path: Path) -> None:
+    result = scan_staged(tmp_path)
+    assert result.returncode == 2 and "--staged needs a git work tree" in result.stderr

@@ -101,6 +101,13 @@ class EnvironmentRpcs(RpcBase):
             else:
                 entry.user_id = principal.id
                 entry.user_name = principal.name
+                entry.member_role = (
+                    api_pb2.MEMBER_ROLE_OWNER
+                    if principal is self.state.owner
+                    else api_pb2.MEMBER_ROLE_MANAGER
+                    if principal.workspace_manager
+                    else api_pb2.MEMBER_ROLE_USER
+                )
             principals.append(entry)
         return api_pb2.EnvironmentGetRolesResponse(
             name=env.name, created_at=env.created_at, principal_roles=principals

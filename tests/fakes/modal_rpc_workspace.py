@@ -30,6 +30,12 @@ class WorkspaceRpcs(RpcBase):
         else:
             reply.user_identity.user_id = caller.principal.id
             reply.user_identity.username = caller.principal.name
+        # Timestamps here (pyi 17685-17688), epoch doubles in the lists below.
+        times = self.state.token_times.get(caller.token_id)
+        if times is not None:
+            reply.created_at.FromMicroseconds(int(times.created_at * 1_000_000))
+            if times.expires_at is not None:
+                reply.expires_at.FromMicroseconds(int(times.expires_at * 1_000_000))
         return reply
 
     # Service users and member tokens (what `rotate` and `incident` use).
@@ -66,15 +72,20 @@ class WorkspaceRpcs(RpcBase):
                 if (role := env.roles.get(principal.id))
             ]
             token_ids = self.server.token_ids_of(principal.id)
-            users.append(
-                api_pb2.ServiceUser(
-                    name=principal.name,
-                    service_user_id=principal.id,
-                    token_id=token_ids[0] if token_ids else "",
-                    created_by=self.state.owner.name,
-                    environment_roles=roles,
-                )
+            times = self.state.token_times.get(token_ids[0]) if token_ids else None
+            user = api_pb2.ServiceUser(
+                name=principal.name,
+                service_user_id=principal.id,
+                token_id=token_ids[0] if token_ids else "",
+                created_by=self.state.owner.name,
+                environment_roles=roles,
+                scoped=principal.scoped,
             )
+            if times is not None:
+                user.created_at, user.last_used_at = times.created_at, times.last_used_at
+                if times.expires_at is not None:
+                    user.expires_at = times.expires_at
+            users.append(user)
         return api_pb2.ServiceUserListResponse(service_users=users)
 
     def rpc_ServiceUserDelete(self, request: api_pb2.ServiceUserDeleteRequest, caller: Caller):
@@ -97,15 +108,19 @@ class WorkspaceRpcs(RpcBase):
                 continue  # member tokens only, like the service
             if not caller.principal.workspace_manager and principal.id != caller.principal.id:
                 continue
-            tokens.append(
-                api_pb2.TokensListResponse.Token(
-                    token_id=token_id,
-                    workspace_id=self.state.workspace_id,
-                    user_id=principal.id,
-                    member_displayname=principal.name,
-                    disabled=disabled,
-                )
+            token = api_pb2.TokensListResponse.Token(
+                token_id=token_id,
+                workspace_id=self.state.workspace_id,
+                user_id=principal.id,
+                member_displayname=principal.name,
+                disabled=disabled,
             )
+            times = self.state.token_times.get(token_id)
+            if times is not None:
+                token.created_at, token.last_used_at = times.created_at, times.last_used_at
+                if times.expires_at is not None:
+                    token.expires_at = times.expires_at
+            tokens.append(token)
         return api_pb2.TokensListResponse(tokens=tokens)
 
     def _own_or_managed_token(self, token_id: str, caller: Caller) -> None:

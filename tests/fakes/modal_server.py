@@ -14,7 +14,7 @@ The servicer subclasses `modal_proto.api_grpc.ModalClientBase` and is served wit
 - can inject faults: fail the next N calls of an RPC with a status, or hang them.
 
 Handlers are grouped by area, one mixin each (`modal_rpc_workspace`, `modal_rpc_environments`,
-`modal_rpc_secrets`); `modal_deploy` subclasses the servicer for the deploy RPCs. An RPC is an
+`modal_rpc_secrets`, `modal_rpc_audit`); `modal_deploy` subclasses the servicer for the deploy RPCs. An RPC is an
 `rpc_<Name>(self, request, caller) -> response` method. Handlers run under the state lock, on the server's
 loop; raise `GRPCError(Status.X, message)` for errors.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -35,11 +36,12 @@ from grpclib.const import Cardinality
 from grpclib.server import Server, Stream
 from modal_proto import api_grpc, api_pb2
 
+from tests.fakes.modal_rpc_audit import AuditRpcs
 from tests.fakes.modal_rpc_base import Caller
 from tests.fakes.modal_rpc_environments import EnvironmentRpcs
 from tests.fakes.modal_rpc_secrets import SecretRpcs
 from tests.fakes.modal_rpc_workspace import WorkspaceRpcs
-from tests.fakes.modal_state import FakeModalState
+from tests.fakes.modal_state import FakeModalState, FakeTokenTimes
 
 # RPCs that only read, given their arguments. Everything else counts as a mutation, so an RPC the
 # fake learns later is counted as mutating until someone decides otherwise.
@@ -54,6 +56,8 @@ _READ_ONLY_RPCS = frozenset(
         "EnvironmentGetRoles",
         "EnvironmentGetManaged",
         "EnvironmentGetBudget",
+        "AuditLogList",
+        "AuditLogSettingsGet",
         "SecretList",
         "SecretGetInfo",
         "AppList",
@@ -96,7 +100,9 @@ class _Fault:
     hang_seconds: float | None
 
 
-class FakeModalServicer(WorkspaceRpcs, EnvironmentRpcs, SecretRpcs, api_grpc.ModalClientBase):
+class FakeModalServicer(
+    WorkspaceRpcs, EnvironmentRpcs, SecretRpcs, AuditRpcs, api_grpc.ModalClientBase
+):
     """Dispatches every RPC through `_serve`; implemented RPCs are the `rpc_<Name>` methods."""
 
     def __init__(self, server: FakeModalServer) -> None:
@@ -155,6 +161,8 @@ class FakeModalServicer(WorkspaceRpcs, EnvironmentRpcs, SecretRpcs, api_grpc.Mod
             server.record(name, request, FAKE_BUG, caller, stream.metadata)
             raise GRPCError(Status.FAILED_PRECONDITION, f"fake Modal server bug in {name}") from exc
         server.record(name, request, "OK", caller, stream.metadata)
+        with self.state.lock:
+            self.log_audit_event(name, request, caller)  # what Modal's audit log would record
         if cardinality in (Cardinality.UNARY_STREAM, Cardinality.STREAM_STREAM):
             for message in reply:
                 await stream.send_message(message)
@@ -262,6 +270,8 @@ class FakeModalServer:
         token_secret = "as-" + secrets.token_hex(12)
         with self._lock:
             self._tokens[token_id] = (token_secret, principal.id)
+        with self.state.lock:
+            self.state.token_times[token_id] = FakeTokenTimes(created_at=time.time())
         return token_id, token_secret
 
     def token_ids_of(self, principal_id: str) -> list[str]:

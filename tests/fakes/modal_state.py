@@ -34,6 +34,16 @@ class FakePrincipal:
     name: str
     kind: str  # "user" or "service_user"
     workspace_manager: bool = False
+    scoped: bool = False  # ServiceUser.scoped: the SDK never sets it (so False), the audit reads it
+
+
+@dataclass
+class FakeTokenTimes:
+    """A token's dates as Modal reports them (epoch seconds; 0 = never, None = no expiry)."""
+
+    created_at: float
+    last_used_at: float = 0.0
+    expires_at: float | None = None
 
 
 @dataclass
@@ -84,6 +94,8 @@ class FakeModalState:
         self.secrets: dict[tuple[str, str], FakeSecret] = {}
         self.anonymous_secrets: dict[str, FakeSecret] = {}
         self.apps: dict[str, FakeApp] = {}
+        self.token_times: dict[str, FakeTokenTimes] = {}  # by token id
+        self.audit_events: list[Any] = []  # FakeAuditEvent (tests/fakes/modal_rpc_audit.py)
         self._clock = itertools.count(1)
         self._epoch = time.time()
         self.owner = self.add_user("owner", workspace_manager=True)

@@ -15,7 +15,7 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONS = ROOT / ".github" / "actions"
 # Recorded engine JSON, shared with the report tests (tests/tools/report/).
 FIXTURES = ROOT / "tests" / "tools" / "report" / "fixtures"
-WORKFLOW_NAMES = ("ci", "preview", "deploy", "drift")
+WORKFLOW_NAMES = ("ci", "preview", "deploy", "drift", "audit")
 
 
 def load_workflow(name: str) -> dict[str, Any]:

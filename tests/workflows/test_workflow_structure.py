@@ -52,6 +52,10 @@ JOB_PERMISSIONS = {
     ("drift", "check-dev"): {"contents": "read", "id-token": "write"},
     ("drift", "check-prod"): {"contents": "read", "id-token": "write"},
     ("drift", "issue"): {"issues": "write"},
+    ("audit", "aws-dev"): {"contents": "read", "id-token": "write"},
+    ("audit", "audit-dev"): {"contents": "read"},
+    ("audit", "audit-prod"): {"contents": "read", "id-token": "write"},
+    ("audit", "issue"): {"issues": "write"},
 }
 
 # Where credentials live, by the GitHub environment a job names (None: no environment, so only
@@ -98,6 +102,8 @@ JOB_ENVIRONMENTS = {
     ("preview", "preview-prod"): PROD_READONLY,
     ("deploy", "deploy"): DEPLOY_ENVIRONMENT,
     ("drift", "check-prod"): PROD_READONLY,
+    ("audit", "audit-dev"): PROD_READONLY,
+    ("audit", "audit-prod"): PROD_READONLY,
 }
 
 # Credentials that can change something. None may appear outside the deploy workflow.
@@ -149,7 +155,7 @@ def all_jobs() -> Iterator[tuple[str, str, dict]]:
 # Every workflow.
 
 
-def test_the_four_workflows_exist() -> None:
+def test_the_five_workflows_exist() -> None:
     assert sorted(p.stem for p in workflow_files()) == sorted(WORKFLOW_NAMES)
 
 
@@ -183,6 +189,8 @@ def test_id_token_is_only_granted_where_a_cloud_role_is_assumed() -> None:
         ("deploy", "deploy"),
         ("drift", "check-dev"),
         ("drift", "check-prod"),
+        ("audit", "aws-dev"),
+        ("audit", "audit-prod"),
     }
     for name in WORKFLOW_NAMES:
         for job_id, job in load_workflow(name)["jobs"].items():

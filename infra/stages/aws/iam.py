@@ -161,6 +161,7 @@ def _read_statements(account_id: str, environment: str, bucket: str) -> list[Doc
         _allow(
             "ReadStackUsers",
             [
+                "iam:GetAccessKeyLastUsed",  # the audit: when the runtime key was last used
                 "iam:GetUser",
                 "iam:GetUserPolicy",
                 "iam:ListAccessKeys",
