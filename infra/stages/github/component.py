@@ -7,6 +7,7 @@ The program therefore declares this stage first and makes the AWS stage depend o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,9 +31,22 @@ def github_provider(owner: str) -> github.Provider:
     Explicit, because pulumi-github's default provider takes its owner from `github:owner` or
     GITHUB_OWNER, and without either from the token's own user (terraform-provider-github
     provider.go): with only GITHUB_TOKEN set, environments, secrets and rulesets would go to
-    `<token user>/<repository>`. The token still comes from GITHUB_TOKEN, never from state.
+    `<token user>/<repository>`.
+
+    The token is never one of its inputs. pulumi-github's generated `Provider` copies GITHUB_TOKEN
+    into its `token` input when none is passed (pulumi_github/provider.py: `if token is None:
+    token = _utilities.get_env('GITHUB_TOKEN')`), and a provider's inputs are kept in the stack's
+    state, which every holder of a read token of the stack can decrypt: the admin's token would be
+    readable by drift checks and previews. So the SDK is not shown the variable while the provider
+    is declared; the provider plugin, a process of its own started by the CLI, still reads
+    GITHUB_TOKEN when it is configured (its schema defaults `token` to that variable).
     """
-    return github.Provider("github", owner=owner)
+    hidden = os.environ.pop("GITHUB_TOKEN", None)
+    try:
+        return github.Provider("github", owner=owner)
+    finally:
+        if hidden is not None:
+            os.environ["GITHUB_TOKEN"] = hidden
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pulumi
 import pytest
 
@@ -257,3 +260,23 @@ def test_every_github_lookup_goes_through_the_stacks_provider() -> None:
     # A team lookup without summary_only lists every member and repository of the team.
     teams = [args for token, args, _ in github_calls if token.endswith("getTeam")]
     assert all(args.get("summaryOnly") is True for args in teams)
+
+
+def test_the_github_token_never_reaches_the_stacks_state(monkeypatch) -> None:
+    """pulumi-github's generated Provider copies GITHUB_TOKEN into its `token` input
+    (pulumi_github/provider.py, `token = _utilities.get_env('GITHUB_TOKEN')`), and provider inputs
+    are stored in state, which every read token of the stack decrypts. The program declares its
+    provider without it, and leaves the variable as it found it for the plugin."""
+    planted = "planted-github-admin-token-of-the-state-test"
+    monkeypatch.setenv("GITHUB_TOKEN", planted)
+    for stack in ("dev", "prod"):
+        mocks = RecordingMocks()
+        rendering = render(stack_config(stack), mocks)
+        providers = [r for r in rendering.resources if r.type == "pulumi:providers:github"]
+        assert [p.inputs.get("owner") for p in providers] == ["acme-ml"]
+        assert "token" not in providers[0].inputs
+        everything = json.dumps(
+            [(r.type, r.name, r.inputs) for r in rendering.resources], default=str
+        ) + json.dumps(mocks.calls, default=str)
+        assert planted not in everything
+    assert os.environ["GITHUB_TOKEN"] == planted
