@@ -70,8 +70,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             environment=env,
             region=cfg.aws.region,
             deploy_role_arn=aws_stage.deploy_role.arn,
+            preview_role_arn=aws_stage.preview_role.arn,
             drift_role_arn=aws_stage.drift_role.arn,
-            preview_role_arn=aws_stage.preview_role.arn if aws_stage.preview_role else None,
             readonly_environment=readonly,
             app_name=cfg.modal.app_name if cfg.github.owns_repository_settings else None,
         ),
@@ -110,14 +110,13 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         "environment": pulumi.Output.from_input(env),
         "bucket": aws_stage.bucket.bucket,
         "deploy_role_arn": aws_stage.deploy_role.arn,
+        "preview_role_arn": aws_stage.preview_role.arn,
         "drift_role_arn": aws_stage.drift_role.arn,
         "modal_environment": modal_stage.environment.environment_name,
         "modal_runtime_secret": modal_stage.runtime_secret.secret_name,
         "modal_app_version": deploy_stage.deployment.version,
         "modal_app_deployment_tag": deploy_stage.deployment.deployment_tag,
     }
-    if aws_stage.preview_role is not None:
-        outputs["preview_role_arn"] = aws_stage.preview_role.arn
     if aws_stage.runtime_role_arn is not None:
         outputs["runtime_role_arn"] = aws_stage.runtime_role_arn
     return outputs

@@ -116,18 +116,16 @@ MAIN_BRANCH_CONTEXT = "ref:refs/heads/main"
 def ci_role_contexts(environment: str) -> dict[str, str]:
     """Which jobs each CI role of a stack trusts, as the `context` of their OIDC subject.
 
-    deploy: jobs in the stack's own GitHub environment (protected, reviewed for prod). drift:
-    jobs in the stack's read-only environment (main only) when it has one, else jobs on main.
-    preview: pull-request jobs, for a stack without a read-only environment only (dev).
+    deploy: jobs in the stack's own GitHub environment (protected, reviewed for prod). preview:
+    pull-request jobs; the role can only look up the OIDC providers, so any branch may hold it.
+    drift: jobs in the stack's read-only environment (main only) when it has one, else jobs on main.
     """
     readonly = readonly_environment(environment)
-    contexts = {"deploy": environment_context(environment)}
-    if readonly is None:
-        contexts["preview"] = PULL_REQUEST_CONTEXT
-        contexts["drift"] = MAIN_BRANCH_CONTEXT
-    else:
-        contexts["drift"] = environment_context(readonly)
-    return contexts
+    return {
+        "deploy": environment_context(environment),
+        "preview": PULL_REQUEST_CONTEXT,
+        "drift": MAIN_BRANCH_CONTEXT if readonly is None else environment_context(readonly),
+    }
 
 
 def modal_subject_pattern(workspace_id: str, environment: str, app: str, function: str) -> str:

@@ -176,7 +176,7 @@ def test_a_star_action_is_caught(renderings) -> None:
     )
     found = verdicts(weak)
     assert {(p, r) for p, r, _ in found} == {("iam-no-wildcards", "dev-deploy-role-policy")}
-    assert any("'ReadStackRoles' allows *" in message for _, _, message in found)
+    assert any("'ReadOidcProviders' allows *" in message for _, _, message in found)
 
 
 def test_a_runtime_builder_that_passes_roles_is_caught(monkeypatch) -> None:

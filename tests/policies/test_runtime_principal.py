@@ -57,5 +57,5 @@ class TestRuntimeCannotEscalate:
         assert "exactly its inline policy" in message
 
     def test_the_deploy_role_may_manage_iam(self) -> None:
-        props = role_policy(iam.deploy_policy(ACCOUNT, "prod", "b", False))
+        props = role_policy(iam.deploy_policy(ACCOUNT, "prod", False))
         assert check(self.policy, T.AWS_ROLE_POLICY, props) == []

@@ -19,7 +19,7 @@ class TestIamNoWildcards:
     @pytest.mark.parametrize(
         ("typ", "props"),
         [
-            (T.AWS_ROLE_POLICY, role_policy(iam.deploy_policy(ACCOUNT, "prod", "b", True))),
+            (T.AWS_ROLE_POLICY, role_policy(iam.deploy_policy(ACCOUNT, "prod", True))),
             (T.AWS_ROLE_POLICY, role_policy(iam.read_only_policy(ACCOUNT, "prod", "b"))),
             (
                 T.AWS_USER_POLICY,

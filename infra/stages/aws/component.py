@@ -20,9 +20,9 @@ from infra.stages.aws import iam
 from modal_app import contract
 
 CI_ROLE_DESCRIPTIONS = {
-    "deploy": "CI `pulumi up` of this stack, from jobs in the GitHub environment of the same name",
-    "preview": "Read-only `pulumi preview` of this stack from pull requests of this repository",
-    "drift": "Read-only `pulumi refresh --preview-only` / `preview` of this stack from main",
+    "deploy": "CI `pulumi up` of this stack's delivery plane, from jobs in its GitHub environment",
+    "preview": "`pulumi preview` of this stack from pull requests: OIDC provider lookups only",
+    "drift": "Read-only `pulumi refresh --preview-only` of this stack, from main",
 }
 
 
@@ -204,16 +204,13 @@ class AwsStage(pulumi.ComponentResource):
         account_id: pulumi.Output[str],
         github_oidc_arn: pulumi.Output[str],
     ) -> None:
-        """CI roles: deploy (per environment), preview (PRs, dev only) and drift (read-only)."""
+        """CI roles: deploy (delivery plane), preview (pull requests) and drift (read-only)."""
         cfg, env = args.config, args.environment
         access_key_mode = cfg.auth_mode == contract.ACCESS_KEY
-        read_only = _json(lambda a: iam.read_only_policy(a, env, cfg.bucket), account_id)
         policies = {
-            "deploy": _json(
-                lambda a: iam.deploy_policy(a, env, cfg.bucket, access_key_mode), account_id
-            ),
-            "preview": read_only,
-            "drift": read_only,
+            "deploy": _json(lambda a: iam.deploy_policy(a, env, access_key_mode), account_id),
+            "preview": _json(iam.preview_policy, account_id),
+            "drift": _json(lambda a: iam.read_only_policy(a, env, cfg.bucket), account_id),
         }
         roles: dict[str, aws.iam.Role] = {}
         for purpose, context in names.ci_role_contexts(env).items():
@@ -226,7 +223,7 @@ class AwsStage(pulumi.ComponentResource):
                 env, purpose, trust, policies[purpose], CI_ROLE_DESCRIPTIONS[purpose]
             )
         self.deploy_role = roles["deploy"]
-        self.preview_role = roles.get("preview")
+        self.preview_role = roles["preview"]
         self.drift_role = roles["drift"]
 
     def _oidc_providers(

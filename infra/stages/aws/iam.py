@@ -4,12 +4,11 @@ Who may do what:
 - runtime role/user (the GPU app): list its two prefixes, read inputs, write outputs. Nothing else.
 - runtime boundary: the ceiling on the runtime principal. Even a deploy role that rewrites the
   runtime's inline policy cannot lift it past Get/Put/List on this stack's bucket.
-- deploy role (CI `pulumi up` in the GitHub environment): read everything the stack owns; change
-  the runtime role's inline policy (capped by the boundary), the runtime user and its keys in
-  access-key mode, and the bucket's settings. It cannot create, delete or re-trust the runtime
-  role, or change itself, the preview and drift roles, the boundary, the OIDC providers or the
-  bucket policy (which could grant it object access): those need the admin (README: Bootstrap).
-- preview and drift roles: read-only versions of the deploy role's reads.
+- deploy role (CI `pulumi up --target` of the delivery plane, in the GitHub environment): change
+  the runtime principal's inline policy (capped by the boundary); nothing else. Roles, trust, the
+  boundary, the bucket and its policy, the runtime user and its keys are the admin's (governance).
+- drift role: reads every resource of the stack by exact ARN (`pulumi refresh`), no object data.
+- preview role: the OIDC provider lookups a `pulumi preview` makes; nothing of the stack.
 """
 
 from __future__ import annotations
@@ -130,24 +129,37 @@ _BUCKET_READ = [
     # GetBucketTagging; both are granted so neither path is refused.
     "s3:ListTagsForResource",
 ]
-_BUCKET_WRITE = [
-    "s3:CreateBucket",
-    "s3:DeleteBucket",
-    "s3:PutBucketOwnershipControls",
-    "s3:PutBucketPublicAccessBlock",
-    "s3:PutBucketTagging",
-    "s3:PutBucketVersioning",
-    "s3:PutEncryptionConfiguration",
-    # S3 Control tagging first, PutBucketTagging (which also covers DeleteBucketTagging) as the
-    # provider's fallback: see _BUCKET_READ.
-    "s3:TagResource",
-    "s3:UntagResource",
-]
 
 
-def _read_statements(account_id: str, environment: str, bucket: str) -> list[Document]:
-    path = names.iam_path(environment)
+def stack_roles(account_id: str, environment: str) -> list[str]:
+    """The exact ARNs of every role a stack has (a role that does not exist reads as absent)."""
     return [
+        names.iam_arn(account_id, environment, "role", names.role_name(environment, purpose))
+        for purpose in (*names.ci_role_contexts(environment), "runtime")
+    ]
+
+
+def _oidc_provider_read(account_id: str) -> Document:
+    # A stack that does not own the providers looks them up by ARN on every run, `up` included.
+    return _allow(
+        "ReadOidcProviders",
+        ["iam:GetOpenIDConnectProvider"],
+        [
+            names.oidc_provider_arn(account_id, names.GITHUB_OIDC_HOST),
+            names.oidc_provider_arn(account_id, names.MODAL_OIDC_HOST),
+        ],
+    )
+
+
+def read_only_policy(account_id: str, environment: str, bucket: str) -> Document:
+    """What `pulumi refresh` of one stack reads in AWS (the drift check), by exact ARN; no data."""
+    runtime_user = names.iam_arn(
+        account_id, environment, "user", names.runtime_user_name(environment)
+    )
+    boundary = names.iam_arn(
+        account_id, environment, "policy", names.runtime_boundary_name(environment)
+    )
+    return _document(
         _allow(
             "ReadStackRoles",
             [
@@ -156,10 +168,10 @@ def _read_statements(account_id: str, environment: str, bucket: str) -> list[Doc
                 "iam:ListAttachedRolePolicies",
                 "iam:ListRolePolicies",
             ],
-            [f"arn:aws:iam::{account_id}:role{path}*"],
+            stack_roles(account_id, environment),
         ),
         _allow(
-            "ReadStackUsers",
+            "ReadRuntimeUser",
             [
                 "iam:GetAccessKeyLastUsed",  # the audit: when the runtime key was last used
                 "iam:GetUser",
@@ -168,82 +180,57 @@ def _read_statements(account_id: str, environment: str, bucket: str) -> list[Doc
                 "iam:ListAttachedUserPolicies",
                 "iam:ListUserPolicies",
             ],
-            [f"arn:aws:iam::{account_id}:user{path}*"],
+            [runtime_user],
         ),
         _allow(
-            "ReadStackPolicies",
+            "ReadRuntimeBoundary",
             ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"],
-            [f"arn:aws:iam::{account_id}:policy{path}*"],
+            [boundary],
         ),
-        _allow(
-            "ReadOidcProviders",
-            ["iam:GetOpenIDConnectProvider"],
-            [
-                names.oidc_provider_arn(account_id, names.GITHUB_OIDC_HOST),
-                names.oidc_provider_arn(account_id, names.MODAL_OIDC_HOST),
-            ],
-        ),
+        _oidc_provider_read(account_id),
         _allow("ReadBucket", list(_BUCKET_READ), [names.bucket_arn(bucket)]),
-    ]
+    )
 
 
-def read_only_policy(account_id: str, environment: str, bucket: str) -> Document:
-    """What `pulumi preview` and `pulumi refresh` of one stack read in AWS; nothing more."""
-    return _document(*_read_statements(account_id, environment, bucket))
+def preview_policy(account_id: str) -> Document:
+    """What `pulumi preview` of a stack needs in AWS: the OIDC provider lookups, nothing else.
+
+    A preview reads no resource (it diffs the program against the state), so the role pull
+    requests can assume reads nothing of the stack's IAM or bucket.
+    """
+    return _document(_oidc_provider_read(account_id))
 
 
-def deploy_policy(
-    account_id: str, environment: str, bucket: str, access_key_mode: bool
-) -> Document:
-    """What `pulumi up` of one stack changes in AWS, scoped by exact ARN to that stack.
+def deploy_policy(account_id: str, environment: str, access_key_mode: bool) -> Document:
+    """What CI's `pulumi up` of one stack changes in AWS: the delivery plane, by exact ARN.
 
-    The runtime role itself (its existence and its trust) is the admin's: a deploy role that could
-    create it or rewrite its trust could name itself and read the bucket through it. CI changes
-    only the role's inline policy, which the boundary caps.
+    CI applies only the runtime principal's inline policy, which the boundary caps (README: "Two
+    planes"). The roles, their trust, the boundary, the bucket and its policy, the runtime user and
+    its keys are governance: only an admin's `pulumi up` changes them. A deploy role that could
+    create or re-trust a role, or mint a key, could hand itself the runtime's access.
     """
     runtime_role = names.iam_arn(
         account_id, environment, "role", names.role_name(environment, "runtime")
     )
-    boundary = names.iam_arn(
-        account_id, environment, "policy", names.runtime_boundary_name(environment)
-    )
-    statements = _read_statements(account_id, environment, bucket) + [
+    statements = [
+        _oidc_provider_read(account_id),
         _allow(
             "ManageRuntimeRolePolicy",
-            ["iam:DeleteRolePolicy", "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole"],
+            ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:PutRolePolicy"],
             [runtime_role],
         ),
-        _allow("ManageBucket", list(_BUCKET_WRITE), [names.bucket_arn(bucket)]),
     ]
     if access_key_mode:
-        # In access-key mode CI must create the runtime user's keys, so it can always obtain
-        # runtime credentials; the boundary still caps them at this bucket's objects.
         runtime_user = names.iam_arn(
             account_id, environment, "user", names.runtime_user_name(environment)
         )
-        statements += [
+        statements.append(
             _allow(
-                "CreateRuntimeUserUnderBoundary",
-                ["iam:CreateUser", "iam:PutUserPermissionsBoundary"],
+                "ManageRuntimeUserPolicy",
+                ["iam:DeleteUserPolicy", "iam:GetUserPolicy", "iam:PutUserPolicy"],
                 [runtime_user],
-                Condition={"ArnEquals": {"iam:PermissionsBoundary": boundary}},
-            ),
-            _allow(
-                "ManageRuntimeUser",
-                [
-                    "iam:CreateAccessKey",
-                    "iam:DeleteAccessKey",
-                    "iam:DeleteUser",
-                    "iam:DeleteUserPolicy",
-                    "iam:ListGroupsForUser",
-                    "iam:PutUserPolicy",
-                    "iam:TagUser",
-                    "iam:UntagUser",
-                    "iam:UpdateAccessKey",
-                ],
-                [runtime_user],
-            ),
-        ]
+            )
+        )
     return _document(*statements)
 
 

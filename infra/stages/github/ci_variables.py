@@ -23,8 +23,8 @@ class GitHubCiVariablesArgs:
     environment: str
     region: str
     deploy_role_arn: pulumi.Input[str]
+    preview_role_arn: pulumi.Input[str]
     drift_role_arn: pulumi.Input[str]
-    preview_role_arn: pulumi.Input[str] | None = None  # dev only
     readonly_environment: str | None = None  # prod only
     app_name: str | None = None  # the stack that owns repository-wide settings only
 
@@ -33,11 +33,15 @@ def ci_variable_values(
     args: GitHubCiVariablesArgs,
 ) -> dict[str | None, dict[str, pulumi.Input[str]]]:
     """The variables the workflows read, by where they live: a GitHub environment's name, or None
-    for the repository."""
+    for the repository. Pull-request previews run without an environment, so each stack's preview
+    role and region are repository variables, named per stack."""
     where: dict[str | None, dict[str, pulumi.Input[str]]] = {
         args.environment: {"AWS_DEPLOY_ROLE_ARN": args.deploy_role_arn, "AWS_REGION": args.region}
     }
-    repository: dict[str, pulumi.Input[str]] = {}
+    repository: dict[str, pulumi.Input[str]] = {
+        names.repository_name(args.environment, "PREVIEW_ROLE_ARN"): args.preview_role_arn,
+        names.repository_name(args.environment, "AWS_REGION"): args.region,
+    }
     if args.app_name is not None:
         repository[names.APP_NAME_VARIABLE] = args.app_name
     if args.readonly_environment is not None:
@@ -47,12 +51,7 @@ def ci_variable_values(
         }
     else:
         repository[names.repository_name(args.environment, "DRIFT_ROLE_ARN")] = args.drift_role_arn
-        repository[names.repository_name(args.environment, "AWS_REGION")] = args.region
-        if args.preview_role_arn is not None:
-            preview = names.repository_name(args.environment, "PREVIEW_ROLE_ARN")
-            repository[preview] = args.preview_role_arn
-    if repository:
-        where[None] = repository
+    where[None] = repository
     return where
 
 

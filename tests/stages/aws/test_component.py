@@ -27,7 +27,7 @@ def subject(context: str) -> str:
 # prod has no PR preview role: a live preview from PR code would decrypt its config
 PURPOSES = {
     "dev": ("deploy", "preview", "drift", "runtime"),
-    "prod": ("deploy", "drift", "runtime"),
+    "prod": ("deploy", "preview", "drift", "runtime"),
 }
 
 
@@ -193,12 +193,29 @@ def test_deploy_policy_touches_only_this_stacks_resources(renderings, stack) -> 
     # itself, not the preview/drift roles, not the boundary, not the OIDC providers.
     assert iam_writes == {runtime_role}
     iam_write_actions = {action for action, _ in writes if action.startswith("iam:")}
-    assert iam_write_actions == {
-        "iam:DeleteRolePolicy",
-        "iam:PutRolePolicy",
-        "iam:TagRole",
-        "iam:UntagRole",
-    }
+    assert iam_write_actions == {"iam:DeleteRolePolicy", "iam:PutRolePolicy"}
+    # Nothing of the bucket: its settings and policy are the admin's (governance).
+    assert not any(action.startswith("s3:") for action, _ in writes)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_preview_role_pull_requests_assume_reads_nothing_of_the_stack(renderings, stack):
+    """Any branch can open a pull request and assume it: it can only look up the OIDC providers
+    (what a preview's lookups need), never a role, user, policy or the bucket."""
+    document = role_policy(renderings[stack], "preview")
+    assert [(s["Action"], s["Resource"]) for s in document["Statement"]] == [
+        (
+            ["iam:GetOpenIDConnectProvider"],
+            [
+                f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com",
+                f"arn:aws:iam::{MOCK_ACCOUNT_ID}:oidc-provider/oidc.modal.com",
+            ],
+        )
+    ]
+    trust = only_statement(role(renderings[stack], "preview")["trust"])
+    assert trust["Condition"]["StringEquals"][
+        "token.actions.githubusercontent.com:sub"
+    ] == names.github_subject(*IDS, "pull_request")
 
 
 def test_the_deploy_role_can_never_create_or_re_trust_a_role(renderings) -> None:
@@ -290,9 +307,22 @@ def test_access_key_mode_uses_a_bounded_user_whose_key_rotates_by_serial() -> No
     assert [k.name for k in keys] == ["dev-runtime-key-3"]
     deploy = role_policy(rendering, "deploy")
     user_actions = {
-        a for s in deploy["Statement"] if s["Sid"] == "ManageRuntimeUser" for a in s["Action"]
+        (a, r)
+        for s in deploy["Statement"]
+        if s["Sid"] == "ManageRuntimeUserPolicy"
+        for a in s["Action"]
+        for r in s["Resource"]
     }
-    assert {"iam:CreateAccessKey", "iam:DeleteAccessKey"} <= user_actions
+    user = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/rentagpu/dev/rentagpu-dev-runtime"
+    # CI changes the user's inline policy (under the boundary) but never mints its keys: a
+    # deploy that could create a key could hand itself the runtime's access. Keys are the admin's.
+    assert user_actions == {
+        ("iam:DeleteUserPolicy", user),
+        ("iam:GetUserPolicy", user),
+        ("iam:PutUserPolicy", user),
+    }
+    every_action = {a for s in deploy["Statement"] for a in s["Action"]}
+    assert not every_action & {"iam:CreateAccessKey", "iam:CreateUser", "iam:UpdateAccessKey"}
 
 
 def _parliament_findings(document: dict, community: bool = False) -> list[tuple[str, str]]:
@@ -380,7 +410,9 @@ def test_the_owner_stacks_roles_wait_for_the_oidc_providers(monkeypatch) -> None
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_bucket_tags_go_through_s3_control_for_reads_and_the_deploy(renderings, stack) -> None:
+def test_bucket_tags_are_read_through_s3_control_and_written_by_no_ci_role(
+    renderings, stack
+) -> None:
     """pulumi-aws 7.51.1's Bucket tags through S3 Control (TagResource, UntagResource,
     ListTagsForResource; its docstring), falling back to the bucket tagging calls."""
     rendering = renderings[stack]
@@ -396,9 +428,9 @@ def test_bucket_tags_go_through_s3_control_for_reads_and_the_deploy(renderings, 
         }
 
     assert {"s3:ListTagsForResource", "s3:GetBucketTagging"} <= actions_on_bucket("drift")
-    deploy = actions_on_bucket("deploy")
-    assert {"s3:TagResource", "s3:UntagResource", "s3:ListTagsForResource"} <= deploy
-    assert not {"s3:TagResource", "s3:UntagResource"} & actions_on_bucket("drift")
+    # Tagging the bucket is the admin's `pulumi up` (governance); no CI role writes it.
+    for purpose in ("deploy", "preview", "drift"):
+        assert not {"s3:TagResource", "s3:UntagResource"} & actions_on_bucket(purpose)
 
 
 def test_the_bucket_settings_are_applied_one_after_another(monkeypatch) -> None:

@@ -122,9 +122,13 @@ def test_prod_read_credentials_live_in_a_main_only_environment(renderings) -> No
         secrets["MODAL_READ_TOKEN_ID"].raw_inputs["value"] == PLANTED["rentagpu:modalReadTokenId"]
     )
     assert all(s.secret_paths == ("value",) for s in secrets.values())
-    # nothing of prod's is readable at repository level
+    # no secret of prod's is readable at repository level; its variables name no credential
     assert prod.of_type(REPO_SECRET) == []
-    assert [v.inputs["variableName"] for v in prod.of_type(REPO_VARIABLE)] == ["MODAL_APP_NAME"]
+    assert sorted(v.inputs["variableName"] for v in prod.of_type(REPO_VARIABLE)) == [
+        "MODAL_APP_NAME",
+        "RENTAGPU_PROD_AWS_REGION",
+        "RENTAGPU_PROD_PREVIEW_ROLE_ARN",
+    ]
     assert not [r for r in renderings["dev"].resources if "readonly" in r.name]
 
 
@@ -202,19 +206,17 @@ def test_ci_role_arns_are_published_where_the_workflows_read_them(renderings, st
     assert env_vars[(stack, "AWS_DEPLOY_ROLE_ARN")] == rendering.outputs["deploy_role_arn"]
     assert env_vars[(stack, "AWS_REGION")] == "eu-west-1"
     upper = stack.upper()
+    # Pull-request previews run without an environment: repository variables, named per stack.
+    assert repo_vars[f"RENTAGPU_{upper}_PREVIEW_ROLE_ARN"] == rendering.outputs["preview_role_arn"]
+    assert repo_vars[f"RENTAGPU_{upper}_AWS_REGION"] == "eu-west-1"
     if stack == "prod":
         assert (
             env_vars[("prod-readonly", "AWS_DRIFT_ROLE_ARN")] == rendering.outputs["drift_role_arn"]
         )
         assert env_vars[("prod-readonly", "AWS_REGION")] == "eu-west-1"
-        assert not [name for name in repo_vars if name.startswith("RENTAGPU_PROD_")]
-        assert "preview_role_arn" not in rendering.outputs
+        assert f"RENTAGPU_{upper}_DRIFT_ROLE_ARN" not in repo_vars
     else:
-        assert (
-            repo_vars[f"RENTAGPU_{upper}_PREVIEW_ROLE_ARN"] == rendering.outputs["preview_role_arn"]
-        )
         assert repo_vars[f"RENTAGPU_{upper}_DRIFT_ROLE_ARN"] == rendering.outputs["drift_role_arn"]
-        assert repo_vars[f"RENTAGPU_{upper}_AWS_REGION"] == "eu-west-1"
 
 
 def test_main_requires_every_ci_check_and_they_exist_in_ci_yml(renderings) -> None:
