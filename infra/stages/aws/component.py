@@ -73,7 +73,7 @@ class AwsStage(pulumi.ComponentResource):
         )
 
     def _bucket(self, args: AwsStageArgs) -> None:
-        """The bucket, private, owner-enforced, encrypted, TLS only."""
+        """The bucket, private, owner-enforced, encrypted, versioned, TLS only."""
         cfg, env = args.config, args.environment
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
@@ -105,6 +105,19 @@ class AwsStage(pulumi.ComponentResource):
                     )
                 )
             ],
+            opts=bucket_child,
+        )
+        # Versioning keeps the original of any object overwritten or deleted by someone other
+        # than the app, e.g. a person with admin credentials making a mistake. The app itself can
+        # neither (no delete; writes are create-only in IAM), so no old versions pile up in normal
+        # use. It is not protection against a principal that may delete versions: that would be
+        # Object Lock, which also makes inputs undeletable and is left to the operator.
+        aws.s3.BucketVersioning(
+            f"{env}-bucket-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
             opts=bucket_child,
         )
         aws.s3.BucketPolicy(
