@@ -20,6 +20,9 @@ PROJECT = "rentagpu"
 ENVIRONMENTS = ("dev", "prod")
 MODAL_ROLES = ("contributor", "viewer", "no-access")
 MAX_REVIEWERS = 6  # GitHub's limit for users + teams on one environment
+# A spend cap per environment (Modal's EnvironmentSetBudget), in whole dollars per billing cycle.
+MIN_BUDGET_DOLLARS = 1
+MAX_BUDGET_DOLLARS = 1_000_000
 # Config the program never reads: the runbook keeps a token there while a rotation is under way.
 ROTATION_NAMESPACE = f"{PROJECT}-rotation"
 
@@ -200,6 +203,15 @@ KEYS: tuple[Key, ...] = (
         "let `pulumi destroy` delete a Modal environment that still holds apps or secrets "
         "(default false)",
         default=False,
+    ),
+    Key(
+        "monthlyBudgetDollars",
+        "integer",
+        "spend cap of the stack's Modal environment per billing cycle, in whole US dollars "
+        f"({MIN_BUDGET_DOLLARS}-{MAX_BUDGET_DOLLARS:,}); required in prod, optional in dev (no cap "
+        "when unset); Modal stops the environment's work when it is reached",
+        low=MIN_BUDGET_DOLLARS,
+        high=MAX_BUDGET_DOLLARS,
     ),
     Key(
         "gpus",
