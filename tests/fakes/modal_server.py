@@ -14,7 +14,7 @@ The servicer subclasses `modal_proto.api_grpc.ModalClientBase` and is served wit
 - can inject faults: fail the next N calls of an RPC with a status, or hang them.
 
 Handlers are grouped by area, one mixin each (`modal_rpc_workspace`, `modal_rpc_environments`,
-`modal_rpc_secrets`); `modal_deploy` subclasses the servicer for the deploy RPCs. An RPC is an
+`modal_rpc_budget`, `modal_rpc_secrets`); `modal_deploy` subclasses the servicer for the deploy RPCs. An RPC is an
 `rpc_<Name>(self, request, caller) -> response` method. Handlers run under the state lock, on the server's
 loop; raise `GRPCError(Status.X, message)` for errors.
 """
@@ -36,6 +36,7 @@ from grpclib.server import Server, Stream
 from modal_proto import api_grpc, api_pb2
 
 from tests.fakes.modal_rpc_base import Caller
+from tests.fakes.modal_rpc_budget import BudgetRpcs
 from tests.fakes.modal_rpc_environments import EnvironmentRpcs
 from tests.fakes.modal_rpc_secrets import SecretRpcs
 from tests.fakes.modal_rpc_workspace import WorkspaceRpcs
@@ -96,7 +97,9 @@ class _Fault:
     hang_seconds: float | None
 
 
-class FakeModalServicer(WorkspaceRpcs, EnvironmentRpcs, SecretRpcs, api_grpc.ModalClientBase):
+class FakeModalServicer(
+    WorkspaceRpcs, EnvironmentRpcs, BudgetRpcs, SecretRpcs, api_grpc.ModalClientBase
+):
     """Dispatches every RPC through `_serve`; implemented RPCs are the `rpc_<Name>` methods."""
 
     def __init__(self, server: FakeModalServer) -> None:
