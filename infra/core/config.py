@@ -324,7 +324,8 @@ def _budget(r: _Reader, is_prod: bool) -> int | None:
     """The environment's spend cap: prod must have one (its GPUs run whatever its callers send,
     see the README); dev may."""
     name = "monthlyBudgetDollars"
-    if full_key(name) in r.raw:
+    raw = r.raw.get(full_key(name))
+    if raw is not None and raw.value != "":  # "" is unset, as a declared empty default merges
         return r.integer(name)  # a bad value is reported there, naming the range
     if is_prod:
         r.problem(
