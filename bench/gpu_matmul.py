@@ -15,6 +15,7 @@ On a machine without a CUDA GPU it says so and exits 0. The last line is the res
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import sys
@@ -49,8 +50,22 @@ class MemoryStore:
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.objects = objects
 
-    def read_input(self, key: str, field: str, max_bytes: int) -> bytes:
-        return self.objects[key]
+    def read_input(
+        self, key: str, field: str, max_bytes: int, *, etag: str = "", first_bytes: int = 0
+    ) -> bytes:
+        data = self.objects[key]
+        return data[:first_bytes] if first_bytes else data
+
+    def stat(self, key: str) -> Any:
+        from modal_app.storage import Listed
+
+        data = self.objects.get(key)
+        return (
+            None if data is None else Listed(key, len(data), hashlib.sha256(data).hexdigest()[:32])
+        )
+
+    def list_keys(self, prefix: str, limit: int) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))[:limit]
 
     def exists(self, key: str) -> bool:
         return key in self.objects

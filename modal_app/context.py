@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from modal_app import cost, options
 from modal_app.accelerator import Accelerator, detect
 from modal_app.aws import s3_client
 from modal_app.settings import Settings
@@ -49,3 +50,10 @@ class JobContext:
         if self._accelerator is None:
             self._accelerator = detect()
         return self._accelerator
+
+    def cost_devices(self) -> tuple[str, ...]:
+        """The devices a payload's cost must fit (`modal_app.cost`): in a GPU container, every GPU
+        type the app is deployed with (`RENTAGPU_GPUS`, baked into the image at deploy time),
+        because Modal may place the next try on any of them; without a GPU, the CPU."""
+        gpus = options.gpu_choices(self.environ)
+        return cost.devices_for(gpus, self.accelerator().is_gpu)

@@ -153,3 +153,6 @@ def normalise_gpu(choice: str) -> str | None:
 
 # The deploy's smoke job: it must answer {"ready": True, ...} (see modal_app/jobs/healthcheck.py).
 SMOKE_PAYLOAD = {"job": "healthcheck"}
+# The `status` of a result whose payload was refused: returned, not raised, so Modal never retries
+# it (modal_app.executor.handle); `field` and `reason` say what to change.
+REFUSED = "refused"

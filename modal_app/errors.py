@@ -17,6 +17,8 @@ here survives a pickle round trip (`__reduce__`), which plain `Exception` subcla
 
 from __future__ import annotations
 
+from modal_app.contract import REFUSED
+
 
 class JobError(Exception):
     """Base class: a job could not run, for a reason the message explains."""
@@ -32,6 +34,15 @@ class PayloadError(JobError, ValueError):
 
     def __reduce__(self):
         return (type(self), (self.field, self.reason))
+
+
+def raise_if_refused(result: object) -> object:
+    """`result` itself, unless it is a refusal (`run_gpu_job` returns those rather than raising
+    them, so Modal never retries one): then the `PayloadError` it describes, for callers that
+    prefer an exception."""
+    if isinstance(result, dict) and result.get("status") == REFUSED:
+        raise PayloadError(str(result.get("field")), str(result.get("reason")))
+    return result
 
 
 class SettingsError(JobError):

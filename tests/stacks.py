@@ -41,6 +41,7 @@ def raw_config(stack: str, **overrides: object) -> dict[str, RawValue]:
             "reviewerTeams": ["ml-platform"],
             "ownsRepositorySettings": True,
             "ownsAccountSingletons": True,
+            "monthlyBudgetDollars": 500,
         }
     raw: dict[str, RawValue] = {key: RawValue(value, secret=True) for key, value in PLANTED.items()}
     for key, value in values.items():

@@ -38,8 +38,11 @@ def test_both_stacks_come_up_in_modal_with_the_wiring_the_program_declares(modal
     engines = {stack: InProcessEngine() for stack in ("dev", "prod")}
     for stack, engine in engines.items():
         result = engine.up(stack_config(stack, **ROLES))
+        # prod must have a spend cap; dev's config sets none here
+        budget = [f"{stack}-modal-budget"] if stack == "prod" else []
         assert sorted(result.created) == [
             f"{stack}-app-deployment",
+            *budget,
             f"{stack}-modal-environment",
             f"{stack}-modal-runtime-secret",
         ]
@@ -47,6 +50,8 @@ def test_both_stacks_come_up_in_modal_with_the_wiring_the_program_declares(modal
     state = modal_env.state.snapshot()
     assert state["environments"]["dev"]["restricted"] is False
     assert state["environments"]["prod"]["restricted"] is True
+    assert state["environments"]["prod"]["budget_dollars"] == 500.0  # tests/stacks.py's prod
+    assert state["environments"]["dev"]["budget_dollars"] is None
     for stack in ("dev", "prod"):
         assert state["environments"][stack]["roles"] == {
             f"service_user:{CI_SERVICE_USER}": "contributor"
@@ -153,9 +158,39 @@ def test_a_stacks_first_preview_passes_every_providers_check(stack) -> None:
     `pulumi.output.Unknown` (tests/fakes/test_engine.py). Nothing is created."""
     engine = InProcessEngine()
     planned = engine.preview(stack_config(stack))
+    budget = {"prod-modal-budget"} if stack == "prod" else set()  # prod must set a cap
     assert set(planned.created) == {
         f"{stack}-modal-environment",
         f"{stack}-modal-runtime-secret",
         f"{stack}-app-deployment",
-    }
+    } | budget
     assert engine.state == {}
+
+
+def test_a_spend_cap_removed_by_hand_is_restored_by_the_next_up(modal_env) -> None:
+    engine = InProcessEngine()
+    engine.up(stack_config("prod", **ROLES))
+    modal_env.state.environments["prod"].budget_dollars = None  # cleared in Modal by hand
+    modal_env.clear_calls()
+
+    result = engine.up(stack_config("prod", **ROLES))  # no refresh first, as deploy.yml runs it
+
+    assert result.updated == ["prod-modal-budget"]
+    assert modal_env.state.environments["prod"].budget_dollars == 500.0
+    sets = [c.request for c in modal_env.calls if c.rpc == "EnvironmentSetBudget"]
+    assert [r.cycle_budget_dollars for r in sets] == [500.0]
+
+
+def test_a_dev_cap_is_set_changed_and_cleared_with_the_config(modal_env) -> None:
+    engine = InProcessEngine()
+    engine.up(stack_config("dev", monthlyBudgetDollars=50, **ROLES))
+    assert modal_env.state.environments["dev"].budget_dollars == 50.0
+
+    assert engine.up(stack_config("dev", monthlyBudgetDollars=80, **ROLES)).updated == [
+        "dev-modal-budget"
+    ]
+    assert modal_env.state.environments["dev"].budget_dollars == 80.0
+
+    result = engine.up(stack_config("dev", **ROLES))  # the key removed from the stack
+    assert result.deleted == ["dev-modal-budget"]
+    assert modal_env.state.environments["dev"].budget_dollars is None

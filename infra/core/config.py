@@ -74,6 +74,7 @@ class ModalConfig:
     allow_environment_deletion: bool
     gpus: tuple[str, ...]
     token_rotation_days: int
+    monthly_budget_dollars: int | None
     token_id: SecretStr = field(repr=False)
     token_secret: SecretStr = field(repr=False)
     read_token_id: SecretStr | None = field(repr=False)
@@ -320,11 +321,28 @@ def _aws(r: _Reader) -> AwsConfig:
     )
 
 
+def _budget(r: _Reader, is_prod: bool) -> int | None:
+    """The environment's spend cap: prod must have one (its GPUs run whatever its callers send,
+    see the README); dev may."""
+    name = "monthlyBudgetDollars"
+    raw = r.raw.get(full_key(name))
+    if raw is not None and raw.value != "":  # "" is unset, as a declared empty default merges
+        return r.integer(name)  # a bad value is reported there, naming the range
+    if is_prod:
+        r.problem(
+            name,
+            "prod needs a spend cap for its Modal environment: set it in whole dollars per "
+            f"billing cycle, e.g. `pulumi config set {name} 500 --stack prod`",
+        )
+    return None
+
+
 def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
     workspace_id = r.string("modalWorkspaceId")
     app_name = r.string("modalAppName")
     roles = r.string_map("modalServiceUserRoles", MODAL_ROLES)
     allow_deletion = r.boolean("allowModalEnvironmentDeletion")
+    budget = _budget(r, is_prod)
     gpus = tuple(contract.normalise_gpu(g) or g for g in r.string_list("gpus"))
     if not gpus:
         r.problem("gpus", "is empty; list at least one GPU type")
@@ -349,6 +367,7 @@ def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
         allow_environment_deletion=allow_deletion,
         gpus=gpus,
         token_rotation_days=rotation_days,
+        monthly_budget_dollars=budget,
         token_id=token_id,  # type: ignore[arg-type]  # None only when problems were raised
         token_secret=token_secret,  # type: ignore[arg-type]
         read_token_id=read_token_id,

@@ -20,6 +20,9 @@ PROJECT = "rentagpu"
 ENVIRONMENTS = ("dev", "prod")
 MODAL_ROLES = ("contributor", "viewer", "no-access")
 MAX_REVIEWERS = 6  # GitHub's limit for users + teams on one environment
+# A spend cap per environment (Modal's EnvironmentSetBudget), in whole dollars per billing cycle.
+MIN_BUDGET_DOLLARS = 1
+MAX_BUDGET_DOLLARS = 1_000_000
 # Config the program never reads: the runbook keeps a token there while a rotation is under way.
 ROTATION_NAMESPACE = f"{PROJECT}-rotation"
 
@@ -97,6 +100,9 @@ class Key:
     rule: Rule | None = None
     low: int | None = None  # integers: the allowed range
     high: int | None = None
+    # No default, yet a stack may leave it unset (the program decides per stack): Pulumi.yaml
+    # declares it untyped with an empty default, since the CLI requires every key without one.
+    optional: bool = False
 
     @property
     def full(self) -> str:
@@ -202,6 +208,16 @@ KEYS: tuple[Key, ...] = (
         default=False,
     ),
     Key(
+        "monthlyBudgetDollars",
+        "integer",
+        "spend cap of the stack's Modal environment per billing cycle, in whole US dollars "
+        f"({MIN_BUDGET_DOLLARS}-{MAX_BUDGET_DOLLARS:,}); required in prod, optional in dev (no cap "
+        "when unset); Modal stops the environment's work when it is reached",
+        low=MIN_BUDGET_DOLLARS,
+        high=MAX_BUDGET_DOLLARS,
+        optional=True,
+    ),
+    Key(
         "gpus",
         "array",
         "GPU types for `run_gpu_job`, first choice first (default `[H100, A100-80GB]`)",
@@ -234,12 +250,14 @@ KEYS: tuple[Key, ...] = (
         "string",
         "optional: read-only Modal token id for PR previews and drift checks",
         secret=True,
+        optional=True,
     ),
     Key(
         "modalReadTokenSecret",
         "string",
         "optional: goes with `modalReadTokenId`",
         secret=True,
+        optional=True,
     ),
     Key(
         "bucket",

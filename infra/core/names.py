@@ -168,5 +168,10 @@ def modal_runtime_secret_resource(environment: str) -> str:
     return f"{environment}-modal-runtime-secret"
 
 
+def modal_budget_resource(environment: str) -> str:
+    """The spend cap of the stack's Modal environment (`rentagpu:monthlyBudgetDollars`)."""
+    return f"{environment}-modal-budget"
+
+
 def app_deployment_resource(environment: str) -> str:
     return f"{environment}-app-deployment"

@@ -36,6 +36,7 @@ MODAL_MODULE = "rentagpu"
 MODAL_ENVIRONMENT_NAME = "ModalEnvironment"
 MODAL_SECRET_NAME = "ModalSecret"
 MODAL_APP_DEPLOYMENT_NAME = "ModalAppDeployment"
+MODAL_BUDGET_NAME = "ModalBudget"
 
 
 def dynamic(name: str) -> str:
@@ -45,6 +46,7 @@ def dynamic(name: str) -> str:
 MODAL_ENVIRONMENT = dynamic(MODAL_ENVIRONMENT_NAME)
 MODAL_SECRET = dynamic(MODAL_SECRET_NAME)
 MODAL_APP_DEPLOYMENT = dynamic(MODAL_APP_DEPLOYMENT_NAME)
+MODAL_BUDGET = dynamic(MODAL_BUDGET_NAME)
 
 # The program's own components (infra/stages).
 STAGE_GITHUB = "rentagpu:stage:GitHub"

@@ -3,8 +3,8 @@
 - `client`: the only module that touches the `modal` SDK's internals: one bounded connection per
   provider call, credentials from the environment at call time, one clear error per failure.
 - `schema`, `validation`: each resource's properties declared once, and the pure checks of them.
-- `environment`, `secret`, `deployment`: one resource each (`ModalEnvironment`, `ModalSecret`,
-  `ModalAppDeployment`), with its provider's CRUD; `app_source`, `deploy_command`, `live_app` and
+- `environment`, `budget`, `secret`, `deployment`: one resource each (`ModalEnvironment`,
+  `ModalBudget`, `ModalSecret`, `ModalAppDeployment`), with its provider's CRUD; `app_source`, `deploy_command`, `live_app` and
   `smoke` are the deployment's parts.
 
 Importing this package imports neither `pulumi` nor `modal`; the resource modules import `pulumi`,
@@ -15,7 +15,7 @@ Pinned by state: Pulumi pickles each provider object into the stack's state, by 
 class's module path. Once a stack has run `pulumi up`, these paths must keep working or that
 stack's refresh, update and delete break: `infra.modal_hook.environment.ModalEnvironmentProvider`,
 `infra.modal_hook.secret.ModalSecretProvider`, `infra.modal_hook.deployment.
-ModalAppDeploymentProvider`, and `infra.modal_hook.client.CallPolicy` (a provider attribute). To
+ModalAppDeploymentProvider`, `infra.modal_hook.budget.ModalBudgetProvider`, and `infra.modal_hook.client.CallPolicy` (a provider attribute). To
 move one later, leave an importable alias at the old path, or migrate the state
 (docs/architecture.md).
 """

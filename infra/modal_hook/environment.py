@@ -112,7 +112,7 @@ class ModalEnvironmentProvider(SchemaProvider):
         async def operation(api: ModalApi) -> dict[str, Any]:
             from modal_proto import api_pb2
 
-            env = await _find_environment(api, name)
+            env = await find_environment(api, name)
             if env is None:
                 log.info("creating Modal environment %r (restricted=%s)", name, restricted)
                 request = api_pb2.EnvironmentCreateRequest(name=name, is_managed=restricted)
@@ -121,7 +121,7 @@ class ModalEnvironmentProvider(SchemaProvider):
                 except ModalCallError as exc:
                     if exc.failure is not Failure.ALREADY_EXISTS:
                         raise  # ALREADY_EXISTS: created meanwhile (or by our retried call)
-                env = await _find_environment(api, name)
+                env = await find_environment(api, name)
                 if env is None:
                     raise api.error(Failure.OTHER, "Modal accepted it but does not list it.")
             else:
@@ -138,7 +138,7 @@ class ModalEnvironmentProvider(SchemaProvider):
         managed_users = sorted((props.get("service_user_roles") or {}).keys())
 
         async def operation(api: ModalApi) -> dict[str, Any] | None:
-            env = await _find_environment(api, name)
+            env = await find_environment(api, name)
             if env is None:
                 return None
             live = await _live_roles(api, env)
@@ -160,7 +160,7 @@ class ModalEnvironmentProvider(SchemaProvider):
             return UpdateResult({**_stored_outputs(olds), "allow_deletion": news["allow_deletion"]})
 
         async def operation(api: ModalApi) -> dict[str, Any]:
-            env = await _find_environment(api, name)
+            env = await find_environment(api, name)
             if env is None:
                 raise api.error(
                     Failure.NOT_FOUND,
@@ -181,7 +181,7 @@ class ModalEnvironmentProvider(SchemaProvider):
         async def operation(api: ModalApi) -> None:
             from modal_proto import api_pb2
 
-            env = await _find_environment(api, name)
+            env = await find_environment(api, name)
             if env is None:
                 log.info("Modal environment %r is already gone", name)
                 return
@@ -243,7 +243,8 @@ def _stored_outputs(olds: Mapping[str, Any]) -> dict[str, Any]:
     return {key: olds.get(key) for key in keys}
 
 
-async def _find_environment(api: ModalApi, name: str) -> _LiveEnvironment | None:
+async def find_environment(api: ModalApi, name: str) -> _LiveEnvironment | None:
+    """The environment called `name` (its id, name and restricted flag), or None."""
     from google.protobuf import empty_pb2
 
     reply = await api.call("EnvironmentList", empty_pb2.Empty())

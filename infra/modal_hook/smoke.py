@@ -42,6 +42,8 @@ def judge(result: Any) -> Smoke:
     """A passing healthcheck reports `ready`; anything else fails, with its own reasons."""
     if not isinstance(result, Mapping):
         return Smoke(False, f"it returned {type(result).__name__}, not the healthcheck report")
+    if result.get("status") == contract.REFUSED:  # the app returns refusals rather than raise them
+        return Smoke(False, f"it refused the smoke payload: {result.get('message')}")
     if result.get("ready") is True:
         device = result.get("device") or "an unknown device"
         return Smoke(True, f"ready on {device} ({result.get('backend')})")

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from infra.core.config_schema import MAX_BUDGET_DOLLARS, MIN_BUDGET_DOLLARS, modal_user
 from infra.core.config_schema import MODAL_ROLES as ROLES
-from infra.core.config_schema import modal_user
 from infra.core.wire import is_unknown
 
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -145,3 +145,13 @@ def text(prop: str, value: Any) -> Problems:
     if is_unknown(value) or (isinstance(value, str) and value):
         return []
     return [(prop, "must be a non-empty string")]
+
+
+def budget_dollars(prop: str, value: Any) -> Problems:
+    """A spend cap: a number of dollars in the range the config key allows."""
+    if is_unknown(value):
+        return []
+    low, high = MIN_BUDGET_DOLLARS, MAX_BUDGET_DOLLARS
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        return [(prop, f"must be a number of dollars, {low}-{high:,}")]
+    return []

@@ -9,6 +9,7 @@ from typing import Any
 from infra.core import resource_types as types
 from infra.policies.model import (
     MODAL_APP_DEPLOYMENT,
+    MODAL_BUDGET,
     MODAL_ENVIRONMENT,
     MODAL_SECRET,
     Resource,
@@ -36,6 +37,8 @@ def _identity(resource: Resource) -> tuple[str, ...] | None:
         return key("Modal secret", p.get("environment_name"), p.get("secret_name"))
     if kind == MODAL_APP_DEPLOYMENT:
         return key("Modal app", p.get("environment_name"), p.get("app_name"))
+    if kind == MODAL_BUDGET:
+        return key("Modal budget", p.get("environment_name"))
     by_type: dict[str, tuple[str, tuple[str, ...]]] = {
         types.AWS_ROLE: ("IAM role", ("name",)),
         types.AWS_USER: ("IAM user", ("name",)),

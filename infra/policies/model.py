@@ -113,7 +113,8 @@ PROD_READONLY = names.readonly_environment(PROD)
 MODAL_ENVIRONMENT = types.MODAL_ENVIRONMENT_NAME
 MODAL_SECRET = types.MODAL_SECRET_NAME
 MODAL_APP_DEPLOYMENT = types.MODAL_APP_DEPLOYMENT_NAME
-_MODAL_KINDS = (MODAL_ENVIRONMENT, MODAL_SECRET, MODAL_APP_DEPLOYMENT)
+MODAL_BUDGET = types.MODAL_BUDGET_NAME
+_MODAL_KINDS = (MODAL_ENVIRONMENT, MODAL_SECRET, MODAL_APP_DEPLOYMENT, MODAL_BUDGET)
 
 
 def modal_kind(resource: Resource) -> str | None:
@@ -134,6 +135,8 @@ def modal_kind(resource: Resource) -> str | None:
             return MODAL_ENVIRONMENT
         if "environment_name" in keys and "app_name" in keys:
             return MODAL_APP_DEPLOYMENT
+        if "environment_name" in keys and "monthly_budget_dollars" in keys:
+            return MODAL_BUDGET
     return None
 
 

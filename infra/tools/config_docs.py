@@ -8,8 +8,9 @@ How a key is declared for the Pulumi CLI (pulumi/pulumi pkg/workspace/config.go,
 validateStackConfigValues; sdk/go/common/workspace/project.go, Validate):
 - a key with neither a stack value nor a `default` is required: the CLI refuses to run and names it;
 - a `default` is merged into the stack's config as a plain value before validation, and a key
-  declared `secret: true` must hold an encrypted value, so an optional secret cannot be typed as
-  secret: it is declared untyped with an empty default, and the program itself refuses it in
+  declared `secret: true` must hold an encrypted value, so a key a stack may leave unset
+  (`Key.optional`, a secret or one required in some stacks only) is declared untyped with an empty
+  default, and the program itself checks its type and refuses a secret in
   plain text (`infra.core.config`);
 - a key of another namespace (`aws:region`) may only carry a `value`, so it is not declared.
 """
@@ -30,14 +31,12 @@ def declared(key: Key) -> bool:
     return ":" not in key.name
 
 
-def optional_secret(key: Key) -> bool:
-    return key.secret and key.description.startswith("optional")
-
-
 def pulumi_declaration(key: Key) -> dict[str, Any]:
     """One key's declaration in Pulumi.yaml's `config:` block."""
-    if optional_secret(key):
-        return {"description": f"secret, {key.description}", "default": ""}
+    if key.optional:
+        # Untyped: the empty default must pass the CLI's type check; the program checks the type.
+        description = f"secret, {key.description}" if key.secret else key.description
+        return {"description": description, "default": ""}
     declaration: dict[str, Any] = {"type": key.kind, "description": key.description}
     if key.kind == "array":
         declaration["items"] = {"type": "string"}
@@ -62,7 +61,7 @@ def readme_rows() -> list[str]:
     for key in KEYS:
         meaning = key.description
         if key.secret:
-            meaning = f"**secret**{',' if optional_secret(key) else ':'} {key.description}"
+            meaning = f"**secret**{',' if key.optional else ':'} {key.description}"
         rows.append(f"| `{key.full}` | {meaning} |")
     return rows
 

@@ -1,18 +1,24 @@
 """`array_stats`: per-column statistics of a numeric array stored in S3.
 
-Fields: `job_id` (names the result; reusing it returns the existing result), `input_key` (an
-object under the input prefix: a `.npy` file, or `.json` holding a list of numbers or a list of
-equal-length rows), `quantiles` (optional, each 0-1; default 0.25, 0.5, 0.75).
-Result: `{output_prefix}{job_id}.json` with, per column, count, mean, standard deviation
-(population), min, max and the quantiles (linear interpolation, as NumPy's default).
+Fields: `job_id` (names the result), `input_key` (an object under the input prefix: a `.npy` file,
+or `.json` holding a list of numbers or a list of equal-length rows), `quantiles` (optional, each
+0-1; default 0.25, 0.5, 0.75).
+Result: `{output_prefix}{job_id}/{input digest}.json` with, per column, count, mean, standard
+deviation (population), min, max and the quantiles (linear interpolation, as NumPy's default), and
+the hash of the bytes it was computed from.
 
-Idempotent by job id: a finished job is detected by listing its output key and is not redone; two
-tries racing on one id both compute, but the conditional put lets only one write.
+Before any byte of the input is read, a listing gives its size and ETag, and the job works out
+its *input digest*: a hash of the key, the ETag (its content) and the quantiles. The digest is
+part of the result's key. So a finished job is detected by listing and is not redone; a `job_id`
+reused with a different input finds a result with another digest and is refused, naming both;
+and two tries racing on one id and one input both compute, but the conditional put lets only one
+write. Sizes come from the listing and from the `.npy` header (its first bytes only) or a count
+over the JSON bytes, and the job's cost is estimated from them, before the data is loaded.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import re
 import time
@@ -21,19 +27,23 @@ from typing import Any
 
 import numpy as np
 
-from modal_app import object_keys
+from modal_app import arrays, cost, object_keys
 from modal_app.accelerator import Accelerator
+from modal_app.arrays import MAX_COLUMNS, MAX_JSON_BYTES, MAX_NPY_BYTES, load_array
 from modal_app.aws import session_name
 from modal_app.context import JobContext
 from modal_app.errors import PayloadError
 from modal_app.jobs import Job
 from modal_app.payload import Fields
+from modal_app.storage import JobStore, Listed
 
-MAX_NPY_BYTES = 2 * 1024**3
-MAX_JSON_BYTES = 64 * 1024**2  # parsed JSON takes ~10x its size in memory
-MAX_COLUMNS = 1024  # the result is one JSON document; keep it readable
+__all__ = ["JOB", "MAX_COLUMNS", "MAX_JSON_BYTES", "MAX_NPY_BYTES", "column_stats", "load_array"]
+
 MAX_QUANTILES = 16
 DEFAULT_QUANTILES = (0.25, 0.5, 0.75)
+# A sort moves every value and its index through memory a few dozen times; each quantile, min,
+# max, mean and std one or two passes more. Counted in bytes of float64 values.
+_PASSES = 32
 _ANY_KEY = re.compile(
     r"^.+$", re.DOTALL
 )  # the real checks need the prefixes: object_keys.input_key
@@ -43,8 +53,8 @@ _ANY_KEY = re.compile(
 class Params:
     job_id: str
     input_key: str
-    output_key: str
     quantiles: tuple[float, ...]
+    devices: tuple[str, ...] = (cost.CPU,)
 
 
 def parse(fields: Fields, context: JobContext) -> Params:
@@ -64,40 +74,33 @@ def parse(fields: Fields, context: JobContext) -> Params:
     return Params(
         job_id=job_id,
         input_key=object_keys.input_key(settings, "input_key", raw_key),
-        output_key=object_keys.output_key(settings, job_id),
         quantiles=quantiles,
+        devices=context.cost_devices(),
     )
 
 
-def load_array(data: bytes, key: str) -> np.ndarray:
-    """A 2-D float64 array (rows x columns) from `.npy` or `.json` bytes; else a `PayloadError`."""
-    try:
-        if key.endswith(".npy"):
-            # allow_pickle=False: a .npy file may carry pickled objects, i.e. code.
-            array = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            array = np.asarray(json.loads(data), dtype=np.float64)
-    except (ValueError, TypeError, OSError, UnicodeDecodeError) as error:
-        kind = "a .npy file" if key.endswith(".npy") else "JSON numbers"
-        raise PayloadError(
-            "input_key", f"{key!r} is not {kind} in a rectangular array: {error}"
-        ) from None
-    if array.dtype.kind not in "biuf":
-        raise PayloadError("input_key", f"{key!r} holds {array.dtype} values; expected numbers")
-    if array.ndim == 1:
-        array = array.reshape(-1, 1)
-    if array.ndim != 2 or array.size == 0:
-        raise PayloadError(
-            "input_key", f"{key!r} has shape {array.shape}; expected a non-empty 1-D or 2-D array"
-        )
-    if array.shape[1] > MAX_COLUMNS:
-        raise PayloadError(
-            "input_key", f"{key!r} has {array.shape[1]} columns; at most {MAX_COLUMNS}"
-        )
-    array = array.astype(np.float64, copy=False)
-    if not np.isfinite(array).all():
-        raise PayloadError("input_key", f"{key!r} contains NaN or infinite values")
-    return array
+def input_digest(params: Params, listed: Listed) -> str:
+    """What a result is computed from, in 32 hex digits: key, content (ETag, size), quantiles."""
+    described = {
+        "job": "array_stats",
+        "input_key": listed.key,
+        "etag": listed.etag,
+        "size": listed.size,
+        "quantiles": list(params.quantiles),
+    }
+    text = json.dumps(described, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def estimate(declared: arrays.Declared, quantiles: int) -> cost.Estimate:
+    values = declared.values
+    return cost.Estimate(
+        dtype="float64",
+        bytes_moved=values * 8.0 * (_PASSES + 2 * quantiles),
+        bytes_read=declared.source_bytes,
+        memory_bytes=values * 8.0 * 3,  # the values, their sorted copy, the sort's int64 indices
+        host_bytes=declared.source_bytes + declared.parse_bytes + values * 9.0,
+    )
 
 
 def _stats_numpy(x: np.ndarray, quantiles: tuple[float, ...]) -> dict[str, np.ndarray]:
@@ -155,30 +158,92 @@ def column_stats(
     ]
 
 
-def run(params: Params, context: JobContext) -> dict[str, Any]:
-    store = context.store(session_name("array_stats", params.job_id))
-    done = {"job_id": params.job_id, "output_key": params.output_key}
-    if store.exists(params.output_key):
-        return {"status": "already_done", **done}
+def _reused(params: Params, digest: str, earlier: list[str]) -> PayloadError:
+    theirs = ", ".join(
+        f"{key!r} (input digest {object_keys.digest_of(key) or 'unknown'})" for key in earlier
+    )
+    return PayloadError(
+        "job_id",
+        f"{params.job_id!r} already names a result of another input: {theirs}; this call asks for "
+        f"{params.input_key!r} with quantiles {list(params.quantiles)} (input digest {digest}, "
+        "over the key, its content and the quantiles). Use a new job_id, or the earlier "
+        "result's own input (its `input_key` says which)",
+    )
 
-    limit = MAX_NPY_BYTES if params.input_key.endswith(".npy") else MAX_JSON_BYTES
-    array = load_array(store.read_input(params.input_key, "input_key", limit), params.input_key)
+
+def _byte_limit(key: str) -> int:
+    return arrays.MAX_NPY_BYTES if key.endswith(".npy") else arrays.MAX_JSON_BYTES
+
+
+def _declared(store: JobStore, params: Params, listed: Listed) -> arrays.Declared | None:
+    """The input's declared size before its data is read: from a `.npy` header (only the first
+    bytes are fetched), else None (JSON is sized once its bytes are in)."""
+    key = params.input_key
+    limit = _byte_limit(key)
+    if listed.size > limit:
+        raise PayloadError(
+            "input_key",
+            f"object {key!r} is {listed.size:,} bytes; this job reads at most {limit:,}",
+        )
+    if not key.endswith(".npy"):
+        return None
+    head = store.read_input(
+        key, "input_key", limit, etag=listed.etag, first_bytes=arrays.NPY_HEAD_BYTES
+    )
+    return arrays.npy_header(head, listed.size, key).declared
+
+
+def _check_cost(params: Params, declared: arrays.Declared) -> cost.Estimate:
+    planned = estimate(declared, len(params.quantiles))
+    what = f"{params.input_key!r}, {declared.rows:,} rows x {declared.columns:,} columns:"
+    cost.check(planned, params.devices, "input_key", f"{what} the job")
+    return planned
+
+
+def run(params: Params, context: JobContext) -> dict[str, Any]:
+    settings = context.settings()
+    store = context.store(session_name("array_stats", params.job_id))
+    listed = store.stat(params.input_key)
+    if listed is None:
+        raise PayloadError(
+            "input_key", f"no object {params.input_key!r} in bucket {settings.bucket!r}"
+        )
+    digest = input_digest(params, listed)
+    output_key = object_keys.output_key(settings, params.job_id, digest)
+    done = {"job_id": params.job_id, "output_key": output_key, "input_digest": digest}
+    earlier = store.list_keys(object_keys.job_prefix(settings, params.job_id), 10)
+    if output_key in earlier:
+        return {"status": "already_done", **done}
+    if earlier:
+        raise _reused(params, digest, earlier)
+
+    declared = _declared(store, params, listed)
+    planned = _check_cost(params, declared) if declared is not None else None
+    data = store.read_input(
+        params.input_key, "input_key", _byte_limit(params.input_key), etag=listed.etag
+    )
+    if planned is None:
+        planned = _check_cost(params, arrays.json_shape(data, params.input_key))
+    array = load_array(data, params.input_key)
     accelerator = context.accelerator()
     started = time.perf_counter()
     stats = column_stats(array, params.quantiles, accelerator)
     result = {
         **done,
         "input_key": params.input_key,
+        "input_etag": listed.etag,
+        "input_sha256": hashlib.sha256(data).hexdigest(),
         "rows": int(array.shape[0]),
         "columns": int(array.shape[1]),
         "quantiles": list(params.quantiles),
         "backend": accelerator.backend,
         "device": accelerator.device_name,
         "compute_seconds": time.perf_counter() - started,
+        "estimate": planned.as_dict(params.devices),
         "stats": stats,
     }
     body = json.dumps(result, sort_keys=True).encode()
-    written = store.put_once(params.output_key, body, "application/json")
+    written = store.put_once(output_key, body, "application/json")
     return {"status": "written" if written else "already_done", **result}
 
 

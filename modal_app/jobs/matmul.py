@@ -1,7 +1,9 @@
 """`matmul`: a square matrix-multiply benchmark reporting achieved TFLOP/s.
 
 Fields: `n` (size, 8-32768; at most 4096 on a CPU), `dtype` (float32, float16, bfloat16, float64),
-`iters` (timed repetitions, 1-1000). Runs on the GPU through torch when there is one, else through
+`iters` (timed repetitions, 1-1000). Sizes and repetitions that would not finish within the
+function's timeout on the slowest GPU it is deployed with (or on the CPU) are refused before any
+work, naming the field and how far it may go (`modal_app.cost`). Runs on the GPU through torch when there is one, else through
 NumPy on the CPU, where float16/bfloat16 are computed in float32 (NumPy has no fast kernel for
 them; the result says so in `computed_dtype`). A product costs 2*n^3 floating-point operations.
 The result also reports the error of a few output entries against a float64 reference, so a
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from modal_app import cost
 from modal_app.accelerator import Accelerator
 from modal_app.context import JobContext
 from modal_app.errors import PayloadError
@@ -29,22 +32,73 @@ WARMUP = 3
 _CHECK = 4  # output entries per side compared with the float64 reference
 
 
+MAX_ITERS = 1000
+# NumPy draws the two random matrices at about 35 ns a value on a busy build machine core.
+_CPU_SECONDS_PER_RANDOM_VALUE = 60e-9
+_ITEMSIZE = {"bfloat16": 2, "float16": 2, "float32": 4, "float64": 8}
+
+
 @dataclass(frozen=True)
 class Params:
     n: int
     dtype: str
     iters: int
+    devices: tuple[str, ...] = (cost.CPU,)
+
+
+def computed_dtype(dtype: str, on_gpu: bool) -> str:
+    """NumPy has no fast float16/bfloat16 kernel: without a GPU they are computed in float32."""
+    return dtype if on_gpu or dtype in ("float32", "float64") else "float32"
+
+
+def estimate(n: int, dtype: str, iters: int, on_gpu: bool) -> cost.Estimate:
+    """Every product (the timed ones and the warm-ups) costs 2*n^3 operations; three n x n
+    matrices live on the device."""
+    computed = computed_dtype(dtype, on_gpu)
+    products = iters + (WARMUP if on_gpu else 1)
+    return cost.Estimate(
+        dtype=computed,
+        flops=2.0 * n**3 * products,
+        memory_bytes=3.0 * n * n * _ITEMSIZE[computed],
+        fixed_s=0.0 if on_gpu else 2.0 * n * n * _CPU_SECONDS_PER_RANDOM_VALUE,
+    )
+
+
+def refusal(n: int, dtype: str, iters: int, devices: tuple[str, ...]) -> PayloadError | None:
+    """Why this size cannot run on `devices`, naming the field to change and its limit; else None."""
+    on_gpu = devices != (cost.CPU,)
+
+    def fits(n: int, iters: int) -> bool:
+        return cost.verdict(estimate(n, dtype, iters, on_gpu), devices).problem is None
+
+    found = cost.verdict(estimate(n, dtype, iters, on_gpu), devices)
+    if found.problem is None:
+        return None
+    products = f"{iters} product{'s' if iters > 1 else ''}"
+    what = f"{products} of {n}x{n} {dtype} matrices (plus the warm-up): the job {found.problem}"
+    most_iters = cost.largest(lambda i: fits(n, i), 1, iters)
+    if most_iters is not None:  # fewer repetitions fit: the size is fine, the count is not
+        return PayloadError(
+            "iters", f"{what}; at n={n} with {dtype}, iters may be at most {most_iters}"
+        )
+    most_n = cost.largest(lambda m: fits(m, 1), 8, n)
+    hint = f"; with {dtype}, n may be at most {most_n} (at iters=1)" if most_n else ""
+    return PayloadError("n", f"{n} is too large: {what}{hint}")
 
 
 def parse(fields: Fields, context: JobContext) -> Params:
     n = fields.integer("n", low=8, high=MAX_N, default=2048)
     dtype = fields.choice("dtype", DTYPES, default="bfloat16")
-    iters = fields.integer("iters", low=1, high=1000, default=10)
+    iters = fields.integer("iters", low=1, high=MAX_ITERS, default=10)
     if n > MAX_N_CPU and not context.accelerator().is_gpu:
         raise PayloadError(
             "n", f"{n} is out of range on a CPU; expected 8-{MAX_N_CPU} without a GPU"
         )
-    return Params(n, dtype, iters)
+    devices = context.cost_devices()
+    refused = refusal(n, dtype, iters, devices)
+    if refused is not None:
+        raise refused
+    return Params(n, dtype, iters, devices)
 
 
 def _max_relative_error(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
@@ -113,6 +167,8 @@ def run(params: Params, context: JobContext) -> dict[str, Any]:
     else:
         seconds, computed, error = _run_numpy(params)
     flops = 2.0 * params.n**3 * params.iters
+    on_gpu = params.devices != (cost.CPU,)
+    planned = estimate(params.n, params.dtype, params.iters, on_gpu)
     return {
         "n": params.n,
         "dtype": params.dtype,
@@ -123,6 +179,7 @@ def run(params: Params, context: JobContext) -> dict[str, Any]:
         "seconds": seconds,
         "tflops": flops / seconds / 1e12 if seconds > 0 else float("inf"),
         "max_relative_error": error,
+        "estimate": planned.as_dict(params.devices),
     }
 
 

@@ -24,6 +24,8 @@ def test_valid_stacks_parse_into_typed_frozen_objects() -> None:
     assert dev.modal.app_name == "rentagpu-executor"
     assert dev.modal.service_user_roles == (("ci-deployer", "contributor"),)
     assert dev.aws.auth_mode == "oidc" and dev.aws.region == "eu-west-1"
+    assert (dev.modal.monthly_budget_dollars, prod.modal.monthly_budget_dollars) == (None, 500)
+    assert stack_config("dev", monthlyBudgetDollars="").modal.monthly_budget_dollars is None
     assert dev.modal.token_id.reveal() == PLANTED["rentagpu:modalTokenId"]
     with pytest.raises(AttributeError):
         dev.environment = "prod"  # type: ignore[misc]
@@ -67,6 +69,21 @@ MISTAKES = [
         "at most 6",
     ),
     ("dev", {"environment": "staging"}, "rentagpu:environment", "one of: dev, prod"),
+    (
+        "prod",
+        {"monthlyBudgetDollars": None},
+        "rentagpu:monthlyBudgetDollars",
+        "prod needs a spend cap",
+    ),
+    ("dev", {"monthlyBudgetDollars": 0}, "rentagpu:monthlyBudgetDollars", "whole number 1-1000000"),
+    ("prod", {"monthlyBudgetDollars": ""}, "rentagpu:monthlyBudgetDollars", "needs a spend cap"),
+    ("dev", {"monthlyBudgetDollars": "12.5"}, "rentagpu:monthlyBudgetDollars", "'12.5' is not"),
+    (
+        "prod",
+        {"monthlyBudgetDollars": RawValue("500", secret=True)},
+        "rentagpu:monthlyBudgetDollars",
+        "is stored as a secret",
+    ),
     (
         "dev",
         {"environment": "prod"},

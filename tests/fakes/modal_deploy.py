@@ -8,9 +8,10 @@ AppGetByDeploymentName that, like Modal's, finds only a deployed app (a stopped 
 `previous_app_id`). Anything else is still answered UNIMPLEMENTED and recorded.
 
 Deployed code "runs" the way a container would run it: the fake deserializes the call's input and
-calls `modal_app.executor.execute(payload)` in this process, with the environment a container of
-that function would get (the values of the secrets the deployed function names, looked up when
-the call runs; Modal's identity token for an app whose name qualifies) and the machine it asked
+calls `modal_app.executor.handle(payload)` (what `run_gpu_job` runs) in this process, with the
+environment a container of that function would get (its image's `ENV` lines, the values of the
+secrets the deployed function names, looked up when the call runs; Modal's identity token for an
+app whose name qualifies) and the machine it asked
 for: the first GPU of its definition and the Python packages its image installed. `FakeRuntime`
 (`server.runtime`) is how a test changes that machine: take the GPU away, or make the next calls
 crash with an exception, as a broken image would.
@@ -22,6 +23,7 @@ newest first on the wire, as `modal app history` shows it.
 from __future__ import annotations
 
 import re
+import shlex
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -578,7 +580,7 @@ class FakeModalDeployServicer(FakeModalServicer):
         )
 
         from modal_app.context import JobContext
-        from modal_app.executor import execute
+        from modal_app.executor import handle
 
         args, kwargs = deserialize_data_format(
             function_input.args, function_input.data_format, None
@@ -591,7 +593,7 @@ class FakeModalDeployServicer(FakeModalServicer):
             if self.runtime.crashes:
                 raise self.runtime.crashes.pop(0)
             with self._machine(definition) as accelerator:
-                value = execute(payload, JobContext(environ=environ, accelerator=accelerator))
+                value = handle(payload, JobContext(environ=environ, accelerator=accelerator))
         except Exception as exc:
             failure = api_pb2.GenericResult(
                 status=api_pb2.GenericResult.GENERIC_STATUS_FAILURE,
@@ -611,6 +613,7 @@ class FakeModalDeployServicer(FakeModalServicer):
     ) -> dict[str, str] | api_pb2.GenericResult:
         """The container's environment; a result instead when it could not start (lost secret)."""
         environ = {
+            **self._image_env(definition.image_id),
             "MODAL_ENVIRONMENT": app.environment,
             "MODAL_TASK_ID": new_id("ta"),
             "MODAL_REGION": "us-east-1",
@@ -626,6 +629,20 @@ class FakeModalDeployServicer(FakeModalServicer):
             environ.update(secret.values)
         if _OIDC_APP_NAME.match(app.name):
             environ["MODAL_IDENTITY_TOKEN"] = FAKE_IDENTITY_TOKEN
+        return environ
+
+    def _image_env(self, image_id: str) -> dict[str, str]:
+        """The `ENV K=V` lines of an image and its bases (what `Image.env` builds), base first."""
+        image = self.runtime.images.get(image_id)
+        if image is None:
+            return {}
+        environ: dict[str, str] = {}
+        for base in image.base_images:
+            environ.update(self._image_env(base.image_id))
+        for command in image.dockerfile_commands:
+            if command.startswith("ENV "):
+                name, _, value = command[4:].partition("=")
+                environ[name] = shlex.split(value)[0] if value else ""
         return environ
 
     @contextmanager

@@ -14,7 +14,7 @@ The servicer subclasses `modal_proto.api_grpc.ModalClientBase` and is served wit
 - can inject faults: fail the next N calls of an RPC with a status, or hang them.
 
 Handlers are grouped by area, one mixin each (`modal_rpc_workspace`, `modal_rpc_environments`,
-`modal_rpc_secrets`, `modal_rpc_audit`); `modal_deploy` subclasses the servicer for the deploy RPCs. An RPC is an
+`modal_rpc_budget`, `modal_rpc_secrets`, `modal_rpc_audit`); `modal_deploy` subclasses the servicer for the deploy RPCs. An RPC is an
 `rpc_<Name>(self, request, caller) -> response` method. Handlers run under the state lock, on the server's
 loop; raise `GRPCError(Status.X, message)` for errors.
 """
@@ -38,6 +38,7 @@ from modal_proto import api_grpc, api_pb2
 
 from tests.fakes.modal_rpc_audit import AuditRpcs
 from tests.fakes.modal_rpc_base import Caller
+from tests.fakes.modal_rpc_budget import BudgetRpcs
 from tests.fakes.modal_rpc_environments import EnvironmentRpcs
 from tests.fakes.modal_rpc_secrets import SecretRpcs
 from tests.fakes.modal_rpc_workspace import WorkspaceRpcs
@@ -101,7 +102,7 @@ class _Fault:
 
 
 class FakeModalServicer(
-    WorkspaceRpcs, EnvironmentRpcs, SecretRpcs, AuditRpcs, api_grpc.ModalClientBase
+    WorkspaceRpcs, EnvironmentRpcs, BudgetRpcs, SecretRpcs, AuditRpcs, api_grpc.ModalClientBase
 ):
     """Dispatches every RPC through `_serve`; implemented RPCs are the `rpc_<Name>` methods."""
 

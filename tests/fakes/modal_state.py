@@ -56,6 +56,8 @@ class FakeEnvironment:
     default_member_role: str = ""
     webhook_suffix: str = ""
     roles: dict[str, str] = field(default_factory=dict)  # principal id -> explicit role
+    budget_dollars: float | None = None  # the spend cap per cycle; None: no cap
+    usage_dollars: float = 0.0  # spent this cycle (a test sets it)
 
 
 @dataclass
@@ -249,6 +251,7 @@ class FakeModalState:
                     env.name: {
                         "restricted": env.restricted,
                         "roles": {names[pid]: role for pid, role in sorted(env.roles.items())},
+                        "budget_dollars": env.budget_dollars,
                     }
                     for env in self.environments.values()
                 },

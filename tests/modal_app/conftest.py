@@ -7,6 +7,7 @@ import io
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,10 @@ from infra.stages.aws import iam
 from modal_app import contract
 from modal_app.context import JobContext, s3_store
 from modal_app.settings import Settings
-from modal_app.storage import JobStore
+from modal_app.storage import JobStore, Listed
 from tests.fakes.aws_fixtures import MotoServer, unique, web_identity_token
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 INPUT_PREFIX = "jobs/in/"
 OUTPUT_PREFIX = "jobs/out/"
 WORKSPACE = "ac-test0workspace"
@@ -148,9 +150,19 @@ class RecordingStore:
         self.inner = inner
         self.calls: list[tuple[str, str]] = []
 
-    def read_input(self, key: str, field: str, max_bytes: int) -> bytes:
-        self.calls.append(("read_input", key))
-        return self.inner.read_input(key, field, max_bytes)
+    def read_input(
+        self, key: str, field: str, max_bytes: int, *, etag: str = "", first_bytes: int = 0
+    ) -> bytes:
+        self.calls.append(("read_head" if first_bytes else "read_input", key))
+        return self.inner.read_input(key, field, max_bytes, etag=etag, first_bytes=first_bytes)
+
+    def stat(self, key: str) -> Listed | None:
+        self.calls.append(("stat", key))
+        return self.inner.stat(key)
+
+    def list_keys(self, prefix: str, limit: int) -> list[str]:
+        self.calls.append(("list_keys", prefix))
+        return self.inner.list_keys(prefix, limit)
 
     def exists(self, key: str) -> bool:
         self.calls.append(("exists", key))

@@ -102,10 +102,16 @@ def test_keys_under_the_input_prefix_are_accepted_unchanged(key: str) -> None:
     assert object_keys.input_key(settings(), "input_key", key) == key
 
 
-def test_the_output_key_is_derived_from_the_job_id_only() -> None:
-    assert object_keys.output_key(settings(), "run-7.a_b") == "outputs/run-7.a_b.json"
+def test_the_output_key_is_the_job_id_and_the_input_digest() -> None:
+    digest = "0123456789abcdef" * 2
+    key = object_keys.output_key(settings(), "run-7.a_b", digest)
+
+    assert key == f"outputs/run-7.a_b/{digest}.json"
+    assert object_keys.digest_of(key) == digest
+    # One job's folder never lists another's: 'run-7' is not a prefix of 'run-7.a_b/'.
+    assert not key.startswith(object_keys.job_prefix(settings(), "run-7"))
     with pytest.raises(PayloadError, match="job_id"):
-        object_keys.output_key(settings(), "../x")
+        object_keys.output_key(settings(), "../x", digest)
 
 
 def test_session_names_say_which_job_ran_and_fit_sts_limits() -> None:

@@ -4,6 +4,7 @@ assumed with a Modal identity token)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import botocore.exceptions
@@ -27,6 +28,7 @@ from tests.modal_app.conftest import (
     Stack,
     modal_subject,
     modal_token,
+    npy_bytes,
 )
 
 
@@ -56,15 +58,19 @@ def test_job_reads_its_input_and_writes_one_result_under_the_output_prefix(stack
     result = execute(stats_payload("run-1"), JobContext(environ=stack.environ))
 
     assert result["status"] == "written"
-    assert result["output_key"] == f"{OUTPUT_PREFIX}run-1.json"
+    assert result["output_key"] == f"{OUTPUT_PREFIX}run-1/{result['input_digest']}.json"
     assert (result["rows"], result["columns"]) == MATRIX.shape
     assert result["stats"] == expected_columns(MATRIX)
     after = stack.snapshot()
-    assert set(after) - set(before) == {f"{OUTPUT_PREFIX}run-1.json"}
+    assert set(after) - set(before) == {result["output_key"]}
     assert {k: after[k] for k in before} == before  # inputs untouched
-    stored = json.loads(stack.read(f"{OUTPUT_PREFIX}run-1.json"))
+    stored = json.loads(stack.read(result["output_key"]))
     assert stored["stats"] == expected_columns(MATRIX)
     assert stored["job_id"] == "run-1" and stored["input_key"] == f"{INPUT_PREFIX}matrix.npy"
+    # The result records what it was computed from: the very bytes of the input.
+    assert stored["input_sha256"] == hashlib.sha256(npy_bytes(MATRIX)).hexdigest()
+    assert stored["input_etag"] == before[f"{INPUT_PREFIX}matrix.npy"].strip('"')
+    assert stored["estimate"]["seconds"]["CPU"] < stored["estimate"]["budget_seconds"]
 
 
 def test_json_input_and_custom_quantiles(access_key_stack: Stack) -> None:
@@ -90,31 +96,36 @@ def test_retry_with_the_same_job_id_reads_and_writes_nothing(
         "job": "array_stats",
         "status": "already_done",
         "job_id": "retry-1",
-        "output_key": f"{OUTPUT_PREFIX}retry-1.json",
+        "output_key": first["output_key"],
+        "input_digest": first["input_digest"],
     }
     assert stack.snapshot() == written
+    # Two listings (the input's size and ETag, the job's folder), no read and no write.
     second_try = recorder.stores[1].calls
-    assert second_try == [("exists", f"{OUTPUT_PREFIX}retry-1.json")]
+    assert second_try == [
+        ("stat", f"{INPUT_PREFIX}matrix.npy"),
+        ("list_keys", f"{OUTPUT_PREFIX}retry-1/"),
+    ]
 
 
 def test_racing_retries_write_the_result_once(access_key_stack: Stack) -> None:
     """Two tries that both saw "not done yet": the conditional put lets only the first write."""
 
     class Blind(S3JobStore):
-        def exists(self, key: str) -> bool:
-            return False
+        def list_keys(self, prefix: str, limit: int) -> list[str]:
+            return []
 
     def blind_store(settings: Settings, environ, session: str) -> S3JobStore:
         return Blind(s3_client(settings, environ, session), settings.bucket)
 
     environ = access_key_stack.environ
     first = execute(stats_payload("race-1"), JobContext(environ, store_factory=blind_store))
-    kept = access_key_stack.read(f"{OUTPUT_PREFIX}race-1.json")
+    kept = access_key_stack.read(first["output_key"])
 
     second = execute(stats_payload("race-1"), JobContext(environ, store_factory=blind_store))
 
     assert (first["status"], second["status"]) == ("written", "already_done")
-    assert access_key_stack.read(f"{OUTPUT_PREFIX}race-1.json") == kept
+    assert access_key_stack.read(first["output_key"]) == kept
     assert json.loads(kept)["compute_seconds"] == first["compute_seconds"]
 
 
@@ -147,7 +158,7 @@ def test_the_apps_credentials_can_do_only_what_the_runtime_policy_allows(stack: 
 
     # What the app does: all allowed.
     assert s3.get_object(Bucket=bucket, Key=f"{INPUT_PREFIX}matrix.npy")["Body"].read()
-    s3.put_object(Bucket=bucket, Key=f"{OUTPUT_PREFIX}probe.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key=f"{OUTPUT_PREFIX}probe.json", Body=b"{}", IfNoneMatch="*")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{OUTPUT_PREFIX}probe.json")
     assert [o["Key"] for o in listed["Contents"]] == [f"{OUTPUT_PREFIX}probe.json"]
     # Everything else: denied.
@@ -219,4 +230,65 @@ def test_run_gpu_job_runs_the_data_job_with_the_containers_environment(
     result = run_gpu_job.local(stats_payload("entry-1"))
 
     assert result["status"] == "written"
-    assert f"{OUTPUT_PREFIX}entry-1.json" in oidc_stack.snapshot()
+    assert result["output_key"] in oidc_stack.snapshot()
+
+
+def test_reusing_a_job_id_with_a_different_input_is_refused_naming_both(stack: Stack) -> None:
+    first = execute(stats_payload("reuse-1"), JobContext(environ=stack.environ))
+    written = stack.snapshot()
+    other_key = f"{INPUT_PREFIX}values.json"
+
+    with pytest.raises(PayloadError) as other_input:
+        execute(stats_payload("reuse-1", other_key), JobContext(environ=stack.environ))
+    with pytest.raises(PayloadError) as other_quantiles:
+        execute(stats_payload("reuse-1", quantiles=[0.9]), JobContext(environ=stack.environ))
+    again = execute(stats_payload("reuse-1"), JobContext(environ=stack.environ))
+
+    error = other_input.value
+    assert error.field == "job_id"
+    assert f"{first['output_key']!r} (input digest {first['input_digest']})" in error.reason
+    assert f"this call asks for {other_key!r}" in error.reason
+    assert "Use a new job_id" in error.reason
+    assert other_quantiles.value.field == "job_id"
+    assert again["status"] == "already_done" and again["output_key"] == first["output_key"]
+    assert stack.snapshot() == written  # nobody got, or overwrote, the first caller's result
+
+
+def test_new_content_under_the_same_input_key_is_a_different_input(
+    access_key_stack: Stack,
+) -> None:
+    context = JobContext(environ=access_key_stack.environ)
+    key = f"{INPUT_PREFIX}matrix.npy"
+    first = execute(stats_payload("content-1"), context)
+    access_key_stack.server.client("s3").put_object(
+        Bucket=access_key_stack.bucket, Key=key, Body=npy_bytes(MATRIX * 2)
+    )
+
+    with pytest.raises(PayloadError, match="already names a result of another input"):
+        execute(stats_payload("content-1"), context)
+    second = execute(stats_payload("content-2"), context)
+
+    assert second["input_digest"] != first["input_digest"]
+    assert second["input_sha256"] == hashlib.sha256(npy_bytes(MATRIX * 2)).hexdigest()
+
+
+def test_an_input_replaced_after_it_was_listed_is_not_read(access_key_stack: Stack) -> None:
+    """The read asks for the listed ETag (If-Match), so the hash in the result is of the bytes the
+    digest names; a replaced input is a storage error a retry cures, not a wrong record."""
+    s3 = access_key_stack.server.client("s3")
+    key = f"{INPUT_PREFIX}matrix.npy"
+
+    class Replacing(S3JobStore):
+        def stat(self, key: str):
+            listed = super().stat(key)
+            s3.put_object(Bucket=access_key_stack.bucket, Key=key, Body=npy_bytes(MATRIX + 1))
+            return listed
+
+    def store(settings: Settings, environ, session: str) -> S3JobStore:
+        return Replacing(s3_client(settings, environ, session), settings.bucket)
+
+    before = access_key_stack.snapshot()
+    context = JobContext(access_key_stack.environ, store_factory=store)
+    with pytest.raises(StorageError, match=f"{key!r} changed while the job read it"):
+        execute(stats_payload("replaced-1"), context)
+    assert set(access_key_stack.snapshot()) == set(before)  # no result written

@@ -12,7 +12,7 @@ import pytest
 from modal_app import contract
 from modal_app.accelerator import package_version
 from modal_app.app import run_gpu_job
-from modal_app.errors import PayloadError, SettingsError
+from modal_app.errors import PayloadError, SettingsError, raise_if_refused
 from tests.modal_app.conftest import COMMON, ROLE, fake_key_pair
 
 
@@ -97,11 +97,32 @@ def test_matmul_defaults() -> None:
     assert (result["dtype"], result["iters"]) == ("bfloat16", 10)
 
 
-def test_a_bad_payload_raises_the_one_error_type_callers_catch() -> None:
-    with pytest.raises(PayloadError) as error:
-        run_gpu_job.local({"job": "matmul", "n": -5})
+def test_a_bad_payload_is_returned_as_a_refusal_not_raised() -> None:
+    """Raised, Modal would retry it (every failure uses up a retry); returned, it succeeds once."""
+    result = run_gpu_job.local({"job": "matmul", "n": -5})
+
+    assert result == {
+        "job": "matmul",
+        "status": "refused",
+        "error": "PayloadError",
+        "field": "n",
+        "reason": "-5 is out of range; expected 8-32768",
+        "message": "n: -5 is out of range; expected 8-32768",
+    }
+    json.dumps(result)  # plain data, whatever format the caller asked Modal for
+    with pytest.raises(PayloadError) as error:  # for callers who prefer the exception
+        raise_if_refused(result)
     assert isinstance(error.value, ValueError)
-    assert str(error.value) == "n: -5 is out of range; expected 8-32768"
+    assert str(error.value) == result["message"]
+    assert raise_if_refused({"job": "healthcheck", "ready": True}) == {
+        "job": "healthcheck",
+        "ready": True,
+    }
+
+
+def test_a_payload_that_is_not_even_a_dict_is_refused_too() -> None:
+    result = run_gpu_job.local(["matmul"])
+    assert (result["job"], result["status"], result["field"]) == (None, "refused", "payload")
 
 
 @pytest.mark.parametrize(

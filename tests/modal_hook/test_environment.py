@@ -211,6 +211,7 @@ def test_args_from_stack_config():
         "rentagpu:bucket": RawValue("acme-rentagpu"),
         "rentagpu:modalWorkspaceId": RawValue("ac-1a2b3c4d5e6f"),
         "rentagpu:modalServiceUserRoles": RawValue('{"rentagpu-ci": "contributor"}'),
+        "rentagpu:monthlyBudgetDollars": RawValue("500"),
         "rentagpu:modalTokenId": RawValue("id-from-test", secret=True),
         "rentagpu:modalTokenSecret": RawValue("secret-from-test", secret=True),
     }

@@ -36,6 +36,7 @@ class TestEnvironmentIsolation:
             (T.GITHUB_DEPLOYMENT_POLICY, {"environment": "prod-readonly", "branchPattern": "main"}),
             (MODAL_ENVIRONMENT_TYPE, {"environment_name": "prod", "restricted": True}),
             (MODAL_SECRET_TYPE, {"environment_name": "prod", "secret_name": "s", "values": {}}),
+            (T.MODAL_BUDGET, {"environment_name": "prod", "monthly_budget_dollars": 500}),
         ],
     )
     def test_names_that_carry_the_stack_environment_pass(self, typ, props) -> None:
@@ -70,6 +71,12 @@ class TestEnvironmentIsolation:
             (
                 GENERIC_DYNAMIC,
                 {"environment_name": "dev", "secret_name": "s", "values": {}},
+                "'dev'",
+            ),
+            (T.MODAL_BUDGET, {"environment_name": "dev", "monthly_budget_dollars": 500}, "'dev'"),
+            (
+                GENERIC_DYNAMIC,
+                {"environment_name": "dev", "monthly_budget_dollars": 500},
                 "'dev'",
             ),
         ],

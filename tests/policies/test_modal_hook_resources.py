@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from infra.policies.model import MODAL_ENVIRONMENT, MODAL_SECRET, modal_kind
-from infra.tools.offline import RenderedResource, Rendering
+from infra.policies.model import MODAL_BUDGET, MODAL_ENVIRONMENT, MODAL_SECRET, modal_kind
+from infra.tools.offline import RenderedResource, Rendering, render
 from infra.tools.plan import evaluate_stacks
 from infra.tools.plan import resource_view as view
 from tests.policies.test_rendered_stacks import unmark, verdicts, weaken
+from tests.stacks import stack_config
 
 
 def of_kind(rendering: Rendering, kind: str) -> list[RenderedResource]:
@@ -30,6 +31,20 @@ def test_the_hook_resources_are_recognised(modal_stages) -> None:
     assert environment.raw_inputs["environment_name"] == "prod"
     secrets = of_kind(prod, MODAL_SECRET)
     assert secrets and all(s.type.endswith(":ModalSecret") for s in secrets)
+    (budget,) = of_kind(prod, MODAL_BUDGET)
+    assert budget.type.endswith(":ModalBudget") and budget.name == "prod-modal-budget"
+    assert budget.raw_inputs["environment_name"] == "prod"
+    assert budget.raw_inputs["monthly_budget_dollars"] == 500
+
+
+def test_a_budget_declared_for_the_other_stacks_environment_is_caught(modal_stages) -> None:
+    (budget,) = of_kind(modal_stages["prod"], MODAL_BUDGET)
+    weak = weaken(modal_stages["prod"], budget.name, lambda raw: raw.update(environment_name="dev"))
+    assert {(p, r) for p, r, _ in verdicts(weak)} == {("environment-isolation", budget.name)}
+    dev_with_cap = render(stack_config("dev", monthlyBudgetDollars=50))
+    assert verdicts(dev_with_cap) == set()
+    crossed = evaluate_stacks([dev_with_cap, weak])
+    assert any("Modal budget 'dev'" in v.message for v in crossed)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

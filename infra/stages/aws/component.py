@@ -75,7 +75,7 @@ class AwsStage(pulumi.ComponentResource):
         )
 
     def _bucket(self, args: AwsStageArgs) -> None:
-        """The bucket, private, owner-enforced, encrypted, TLS only.
+        """The bucket, private, owner-enforced, encrypted, versioned, TLS only.
 
         Its settings are chained, each waiting for the one before: S3 answers concurrent changes
         of one bucket's configuration with 409 OperationAborted ("A conflicting conditional
@@ -121,11 +121,24 @@ class AwsStage(pulumi.ComponentResource):
             ],
             opts=after(ownership),
         )
+        # Versioning keeps the original of any object overwritten or deleted by someone other
+        # than the app, e.g. a person with admin credentials making a mistake. The app itself can
+        # neither (no delete; writes are create-only in IAM), so no old versions pile up in normal
+        # use. It is not protection against a principal that may delete versions: that would be
+        # Object Lock, which also makes inputs undeletable and is left to the operator.
+        versioned = aws.s3.BucketVersioning(
+            f"{env}-bucket-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=after(encrypted),
+        )
         aws.s3.BucketPolicy(
             f"{env}-bucket-policy",
             bucket=self.bucket.id,
             policy=json.dumps(iam.bucket_policy(cfg.bucket), indent=2, sort_keys=True),
-            opts=after(encrypted),
+            opts=after(versioned),
         )
 
     def _runtime_principal(self, args: AwsStageArgs, modal_oidc_arn: pulumi.Output[str]) -> None:

@@ -1,9 +1,10 @@
 """IAM policy documents, built by pure functions so tests and linters see exactly what AWS gets.
 
 Who may do what:
-- runtime role/user (the GPU app): list its two prefixes, read inputs, write outputs. Nothing else.
+- runtime role/user (the GPU app): list its two prefixes, read inputs, create outputs, each only
+  if it does not exist yet (a conditional write). Nothing else.
 - runtime boundary: the ceiling on the runtime principal. Even a deploy role that rewrites the
-  runtime's inline policy cannot lift it past Get/Put/List on this stack's bucket.
+  runtime's inline policy cannot lift it past Get, List and create-only Put on this stack's bucket.
 - deploy role (CI `pulumi up --target` of the delivery plane, in the GitHub environment): change
   the runtime principal's inline policy (capped by the boundary); nothing else. Roles, trust, the
   boundary, the bucket and its policy, the runtime user and its keys are the admin's (governance).
@@ -81,9 +82,20 @@ def modal_runtime_trust(
 
 # Permission policies.
 
+# Write-once in IAM: S3 evaluates `s3:if-none-match` from the request's If-None-Match header, and
+# `Null: false` requires the header (S3 accepts only `*` there, "create, never replace"). This is
+# AWS's documented form ("Enforce conditional writes on Amazon S3 buckets", S3 User Guide). So a
+# holder of the runtime credentials can create a result but never overwrite one, whatever the app
+# does. Multipart uploads are left out on purpose: CreateMultipartUpload and UploadPart cannot
+# carry the header, so AWS's example exempts them with `s3:ObjectCreationOperation`; the app never
+# uploads in parts, so the runtime gets no such exemption. parliament skips keys under `Null`, so
+# the key's spelling is checked against parliament's action table by a test instead.
+IF_NONE_MATCH_KEY = "s3:if-none-match"
+CREATE_ONLY = {"Null": {IF_NONE_MATCH_KEY: "false"}}
+
 
 def runtime_policy(bucket: str, input_prefix: str, output_prefix: str) -> Document:
-    """Exactly the S3 calls the GPU app makes: list its prefixes, read inputs, write outputs."""
+    """Exactly the S3 calls the GPU app makes: list its prefixes, read inputs, create outputs."""
     arn = names.bucket_arn(bucket)
     return _document(
         _allow(
@@ -93,16 +105,24 @@ def runtime_policy(bucket: str, input_prefix: str, output_prefix: str) -> Docume
             Condition={"StringLike": {"s3:prefix": [f"{input_prefix}*", f"{output_prefix}*"]}},
         ),
         _allow("ReadInputs", ["s3:GetObject"], [f"{arn}/{input_prefix}*"]),
-        _allow("WriteOutputs", ["s3:PutObject"], [f"{arn}/{output_prefix}*"]),
+        _allow(
+            "CreateOutputsOnce",
+            ["s3:PutObject"],
+            [f"{arn}/{output_prefix}*"],
+            Condition=CREATE_ONLY,
+        ),
     )
 
 
 def runtime_boundary(bucket: str) -> Document:
-    """Permissions boundary of the runtime principal: this bucket's objects, no delete, no IAM."""
+    """Permissions boundary of the runtime principal: this bucket's objects, create-only writes,
+    no delete, no IAM. The condition is repeated here so that no rewrite of the inline policy (the
+    deploy role may make one) can let the runtime overwrite a result."""
     arn = names.bucket_arn(bucket)
     return _document(
         _allow("BucketList", ["s3:ListBucket"], [arn]),
-        _allow("BucketObjects", ["s3:GetObject", "s3:PutObject"], [f"{arn}/*"]),
+        _allow("BucketRead", ["s3:GetObject"], [f"{arn}/*"]),
+        _allow("BucketCreateOnce", ["s3:PutObject"], [f"{arn}/*"], Condition=CREATE_ONLY),
     )
 
 

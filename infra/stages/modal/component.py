@@ -1,4 +1,4 @@
-"""Stage 3: the stack's Modal environment and the runtime secret the GPU app reads.
+"""Stage 3: the stack's Modal environment, its spend cap, and the runtime secret the GPU app reads.
 
 The secret is built from stack config and the AWS stage's outputs, never from files: in OIDC mode
 it holds the runtime role's ARN (not a credential), in access-key mode the runtime user's key.
@@ -14,6 +14,7 @@ import pulumi
 from infra.core import names
 from infra.core.config import StackConfig
 from infra.core.resource_types import STAGE_MODAL
+from infra.modal_hook.budget import ModalBudget, ModalBudgetArgs
 from infra.modal_hook.environment import ModalEnvironment, ModalEnvironmentArgs
 from infra.modal_hook.secret import ModalSecret, ModalSecretArgs
 from modal_app import contract
@@ -50,6 +51,7 @@ def runtime_secret_values(args: ModalStageArgs) -> dict[str, pulumi.Input[str]]:
 
 class ModalStage(pulumi.ComponentResource):
     environment: ModalEnvironment
+    budget: ModalBudget | None
     runtime_secret: ModalSecret
 
     def __init__(
@@ -63,6 +65,17 @@ class ModalStage(pulumi.ComponentResource):
             ModalEnvironmentArgs.from_config(cfg),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Through the environment's output, so the cap waits for its environment. No cap in the
+        # config (dev only; prod requires one) means no resource: the environment keeps whatever
+        # cap it has, and removing the key later clears the cap this stack set.
+        budget = ModalBudgetArgs.from_config(cfg, self.environment.environment_name)
+        self.budget = None
+        if budget is not None:
+            self.budget = ModalBudget(
+                names.modal_budget_resource(env),
+                budget,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.runtime_secret = ModalSecret(
             names.modal_runtime_secret_resource(env),
             ModalSecretArgs(

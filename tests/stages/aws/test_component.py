@@ -131,11 +131,13 @@ def test_runtime_policy_is_exactly_the_apps_s3_calls(renderings, stack) -> None:
             "Action": ["s3:GetObject"],
             "Resource": [f"{bucket}/jobs/input/*"],
         },
-        "WriteOutputs": {
-            "Sid": "WriteOutputs",
+        "CreateOutputsOnce": {
+            "Sid": "CreateOutputsOnce",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": [f"{bucket}/jobs/output/*"],
+            # AWS's documented form: a PutObject without If-None-Match (an overwrite) is denied.
+            "Condition": {"Null": {"s3:if-none-match": "false"}},
         },
     }
     for statement in statements.values():
@@ -150,8 +152,53 @@ def test_runtime_role_sits_under_a_boundary_it_cannot_leave(renderings) -> None:
     assert runtime["permissionsBoundary"] == (
         f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/rentagpu/prod/rentagpu-prod-runtime-boundary"
     )
-    actions = {a for s in json.loads(boundary.inputs["policy"])["Statement"] for a in s["Action"]}
+    statements = json.loads(boundary.inputs["policy"])["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
     assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}
+    # The ceiling itself is create-only: no rewrite of the inline policy can allow an overwrite.
+    puts = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert [s["Action"] for s in puts] == [["s3:PutObject"]]
+    assert puts[0]["Condition"] == {"Null": {"s3:if-none-match": "false"}}
+
+
+def test_every_runtime_put_requires_if_none_match_in_both_auth_modes(renderings) -> None:
+    """moto ignores conditions, so write-once is asserted on every rendered runtime document: no
+    Allow of s3:PutObject (or a wildcard covering it) without the create-only condition."""
+    access_key = render(stack_config("dev", awsAuth="access-key"))
+    documents = [
+        role_policy(renderings["dev"], "runtime"),
+        role_policy(renderings["prod"], "runtime"),
+        json.loads(access_key.one("aws:iam/userPolicy:UserPolicy").inputs["policy"]),
+        *(
+            json.loads(r.one(POLICY, f"{r.stack}-runtime-boundary").inputs["policy"])
+            for r in (renderings["dev"], renderings["prod"], access_key)
+        ),
+    ]
+    puts = [
+        statement
+        for document in documents
+        for statement in document["Statement"]
+        if statement["Effect"] == "Allow"
+        and any(a in ("s3:PutObject", "s3:Put*", "s3:*", "*") for a in statement["Action"])
+    ]
+    assert len(puts) == len(documents)  # one create-only statement in each, no other put
+    assert all(p["Condition"] == {"Null": {"s3:if-none-match": "false"}} for p in puts)
+
+
+def test_the_create_only_condition_key_is_one_aws_defines_for_put_object() -> None:
+    """parliament never checks keys under `Null`, so a typo there would pass it silently: check
+    the key against parliament's copy of AWS's service reference for s3:PutObject."""
+    from infra.stages.aws.iam import IF_NONE_MATCH_KEY
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from parliament import iam_definition
+
+    s3 = next(service for service in iam_definition if service["prefix"] == "s3")
+    (put,) = [p for p in s3["privileges"] if p["privilege"] == "PutObject"]
+    keys = {key for resource in put["resource_types"] for key in resource["condition_keys"]}
+    assert IF_NONE_MATCH_KEY in keys
+    assert "s3:if-none-matchx" not in keys  # the lookup itself can tell a typo apart
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -263,7 +310,7 @@ def test_owner_stack_creates_the_oidc_providers_and_the_other_looks_them_up() ->
     assert not [t for t, _, _ in prod_mocks.calls if t.endswith("getOpenIdConnectProvider")]
 
 
-def test_bucket_is_private_encrypted_and_tls_only(renderings) -> None:
+def test_bucket_is_private_encrypted_versioned_and_tls_only(renderings) -> None:
     rendering = renderings["dev"]
     block = rendering.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(
@@ -282,6 +329,8 @@ def test_bucket_is_private_encrypted_and_tls_only(renderings) -> None:
         encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
         == "AES256"
     )
+    versioning = rendering.one("aws:s3/bucketVersioning:BucketVersioning").inputs
+    assert versioning["versioningConfiguration"] == {"status": "Enabled"}
     policy = json.loads(rendering.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
     deny = only_statement(policy)
     assert deny["Effect"] == "Deny" and deny["Condition"] == {
@@ -301,7 +350,7 @@ def test_access_key_mode_uses_a_bounded_user_whose_key_rotates_by_serial() -> No
     assert {s["Sid"] for s in user_policy["Statement"]} == {
         "ListJobPrefixes",
         "ReadInputs",
-        "WriteOutputs",
+        "CreateOutputsOnce",
     }
     keys = rendering.of_type("aws:iam/accessKey:AccessKey")
     assert [k.name for k in keys] == ["dev-runtime-key-3"]
@@ -442,6 +491,7 @@ def test_the_bucket_settings_are_applied_one_after_another(monkeypatch) -> None:
         ("BucketPublicAccessBlock", "prod-bucket-public-access-block"),
         ("BucketOwnershipControls", "prod-bucket-ownership"),
         ("BucketServerSideEncryptionConfiguration", "prod-bucket-encryption"),
+        ("BucketVersioning", "prod-bucket-versioning"),
         ("BucketPolicy", "prod-bucket-policy"),
     ]
     waits_for: dict[str, set[str]] = {}

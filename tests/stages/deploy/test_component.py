@@ -33,7 +33,11 @@ def test_a_failed_smoke_job_fails_the_up_and_leaves_the_stack_ready_to_retry(
     assert "no CUDA GPU is visible" in str(caught.value)
     assert live(deploy_modal_env.state, "prod") is None  # stopped: there was nothing before
     # The stages before it are recorded; the deployment is not, so the next `up` retries it.
-    assert set(engine.state) == {"prod-modal-environment", "prod-modal-runtime-secret"}
+    assert set(engine.state) == {
+        "prod-modal-environment",
+        "prod-modal-budget",
+        "prod-modal-runtime-secret",
+    }
 
     deploy_modal_env.server.runtime.gpu_available = True
     result = engine.up(stack_config("prod", **ROLES))
