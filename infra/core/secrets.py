@@ -59,3 +59,19 @@ def mask_id(value: str) -> str:
         return "…"
     prefix = value[:3] if value[2] == "-" else value[:4]
     return f"{prefix}…{value[-4:]}"
+
+
+def seal(public_key: str, value: SecretStr) -> str:
+    """`value` encrypted for GitHub: a libsodium sealed box to the base64 `public_key` of a
+    repository or environment, base64 encoded, which is the `encrypted_value` GitHub's secrets API
+    takes (docs.github.com, "Encrypting secrets for the REST API", the Python example). Only GitHub,
+    which holds the private key, can open it; each call gives a different ciphertext."""
+    import base64
+
+    from nacl.public import PublicKey, SealedBox
+
+    try:
+        key = PublicKey(base64.b64decode(public_key, validate=True))
+    except (ValueError, TypeError) as error:
+        raise ValueError("not a base64 X25519 public key (32 bytes)") from error
+    return base64.b64encode(SealedBox(key).encrypt(value.reveal().encode())).decode()

@@ -50,7 +50,8 @@ class RpcBase:
             )
 
     def _require_access(self, env: FakeEnvironment, caller: Caller, *, write: bool) -> None:
-        if caller.principal.workspace_manager or not env.restricted:
+        scoped = caller.principal.kind == "service_user" and caller.principal.scoped
+        if caller.principal.workspace_manager or (not env.restricted and not scoped):
             return
         role, _ = self.state.role_of(env, caller.principal)
         allowed = ("contributor",) if write else ("contributor", "viewer")

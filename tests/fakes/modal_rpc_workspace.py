@@ -52,11 +52,17 @@ class WorkspaceRpcs(RpcBase):
             raise GRPCError(Status.INVALID_ARGUMENT, f"Invalid service user name: '{name}'")
         if self.state.principal_named(name, "service_user") is not None:
             raise GRPCError(Status.ALREADY_EXISTS, f"Service user '{name}' already exists")
-        principal = self.state.add_service_user(name)
+        principal = self.state.add_service_user(name, scoped=request.scoped)
         token_id, token_secret = self.server.add_token(name, kind="service_user")
-        return api_pb2.ServiceUserCreateResponse(
+        reply = api_pb2.ServiceUserCreateResponse(
             token_id=token_id, token_secret=token_secret, service_user_id=principal.id
         )
+        # 0 means no expiry (modal/cli/workspace.py omits the field for "never").
+        if request.expires_in_seconds:
+            times = self.state.token_times[token_id]
+            times.expires_at = times.created_at + request.expires_in_seconds
+            reply.expires_at.FromMicroseconds(int(times.expires_at * 1_000_000))
+        return reply
 
     def rpc_ServiceUserList(self, request, caller: Caller):
         self._require_manager(caller, "list service users")

@@ -315,6 +315,10 @@ class FakeModalServer:
         principal = self.state.principals.get(known[1])
         if principal is None:
             return None
+        with self.state.lock:
+            times = self.state.token_times.get(token_id)
+        if times is not None and times.expires_at is not None and times.expires_at <= time.time():
+            return None  # an expired token is refused like an unknown one
         return Caller(principal, token_id)
 
     # Recording.

@@ -114,9 +114,9 @@ class FakeModalState:
             self.principals[principal.id] = principal
             return principal
 
-    def add_service_user(self, name: str) -> FakePrincipal:
+    def add_service_user(self, name: str, *, scoped: bool = False) -> FakePrincipal:
         with self.lock:
-            principal = FakePrincipal(new_id("su"), name, "service_user")
+            principal = FakePrincipal(new_id("su"), name, "service_user", scoped=scoped)
             self.principals[principal.id] = principal
             return principal
 
@@ -172,11 +172,15 @@ class FakeModalState:
 
     def role_of(self, env: FakeEnvironment, principal: FakePrincipal) -> tuple[str, bool]:
         """(role, explicitly assigned). Unassigned service users get no access to restricted
-        environments and full access to others; members follow the environment's default."""
+        environments and full access to others, unless scoped: a scoped service user reaches only
+        the environments it holds a role in (our reading of `ServiceUser.scoped`, which Modal does
+        not document; see README). Members follow the environment's default."""
         with self.lock:
             explicit = env.roles.get(principal.id)
             if explicit:
                 return explicit, True
+            if principal.kind == "service_user" and principal.scoped:
+                return "no-access", False
             if not env.restricted:
                 return "contributor", False
             if principal.kind == "service_user":
