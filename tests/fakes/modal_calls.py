@@ -133,9 +133,18 @@ def install_function(
     )
     if input_plane_url:
         handle.input_plane_url = input_plane_url
-    definition = FakeFunctionDefinition(
-        new_id("fu"), function_name, handle, api_pb2.FunctionData(), (), "", ()
+    function = api_pb2.Function(
+        function_name=function_name,
+        function_type=api_pb2.Function.FUNCTION_TYPE_FUNCTION,
+        supported_input_formats=input_formats,
+        supported_output_formats=output_formats,
     )
+    data = api_pb2.FunctionData(
+        function_name=function_name,
+        function_type=function.function_type,
+        ranked_functions=[api_pb2.FunctionData.RankedFunction(rank=0, function=function)],
+    )
+    definition = FakeFunctionDefinition(new_id("fu"), function_name, handle, data, (), "", ())
     version = FakeVersion(1, "v1", {function_name: definition}, state.now(), "test", "1.6.4")
     with state.lock:
         deployments(app).versions.append(version)
