@@ -27,13 +27,20 @@ protocol of `.remote()` itself (`_Invocation`, `modal/_functions.py:149-345`) on
      (`modal/_runtime/container_io_manager.py:334-349`), as every non-web function's do by
      default (`_functions.py:600-612`).
    - Any other status reads only the `exception` and `traceback` text, which is all a container
-     sends a CBOR caller (`container_io_manager.py:394-402`). `data`, `serialized_tb` and
+     sends a CBOR caller (`container_io_manager.py:381-403`). `data`, `serialized_tb` and
      `tb_line_cache` hold pickles (`function_utils.py:538-568`) and are never read; when they
      come in PICKLE or UNSPECIFIED format the call is refused, naming the format.
    - An output stored as a blob (`data_blob_id`) is refused, not downloaded. A SYNC call's output
      goes to a blob only above `max_object_size_bytes`, 2 MiB by default (`container_io_manager.
      py:127-132`, `modal/_utils/blob_utils.py:37`); the healthcheck report is about 1 KB, and a
      download would fetch a URL the server names from the process that holds the credentials.
+
+The app keeps Modal's default formats (PICKLE and CBOR, in and out), so this CBOR call gets CBOR
+back and `.remote()` users keep their pickled results and errors. It does not set
+`_experimental_restrict_output=True` (modal/app.py:936, 1143): that would answer every caller in
+CBOR and send failures as text only (container_io_manager.py:381-403), so a user's `.remote()`
+would raise `RemoteError` instead of the `PayloadError` the README promises, and it would protect
+no one from a hostile version, which picks its own decorator. The refusal here is what protects.
 
 Not done, unlike `.remote()`: resubmitting a failed input under the function's retry policy when
 Modal asks the client to (`sync_client_retries_enabled`, `_functions.py:310-345`). A failed call

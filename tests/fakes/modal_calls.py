@@ -11,7 +11,7 @@ image installed). The output is encoded as a container encodes it
 (modal/_runtime/container_io_manager.py): in the input's format if the function's
 `supported_output_formats` hold it, else in the first of them (`_determine_output_format`,
 :334-349); a failure in PICKLE carries the pickled exception and traceback, in any other format
-only the `exception` and `traceback` text (:351-416).
+only the `exception` and `traceback` text (:352-416).
 
 `FakeRuntime` (`server.runtime`) is how a test changes that: take the GPU away, make the next
 calls crash, or forge the next output as a compromised container or server would send it (see

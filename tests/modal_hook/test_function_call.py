@@ -157,7 +157,7 @@ def test_a_failure_reports_modals_text_and_carries_no_pickle(deployed):
         "it raised RuntimeError('CUDA driver initialization failed') in its container"
     )
     assert caught.value.refused_format == ""
-    # What the fake container sent a CBOR caller: text only (container_io_manager.py:394-402).
+    # What the fake container sent a CBOR caller: text only (container_io_manager.py:381-403).
     [fake_call] = deployed.server.runtime.calls.values()
     result = fake_call.output.result
     assert (result.data, result.serialized_tb, result.tb_line_cache) == (b"", b"", b"")
