@@ -39,8 +39,9 @@ The app keeps Modal's default formats (PICKLE and CBOR, in and out), so this CBO
 back and `.remote()` users keep their pickled results and errors. It does not set
 `_experimental_restrict_output=True` (modal/app.py:936, 1143): that would answer every caller in
 CBOR and send failures as text only (container_io_manager.py:381-403), so a user's `.remote()`
-would raise `RemoteError` instead of the `PayloadError` the README promises, and it would protect
-no one from a hostile version, which picks its own decorator. The refusal here is what protects.
+would raise a `RemoteError` instead of the app's own exception types (which `modal_app/errors.py`
+keeps picklable for that), and it would protect no one from a hostile version, which picks its
+own decorator. The refusal here is what protects.
 
 Not done, unlike `.remote()`: resubmitting a failed input under the function's retry policy when
 Modal asks the client to (`sync_client_retries_enabled`, `_functions.py:310-345`). A failed call
