@@ -54,6 +54,19 @@ class ModalCallError(ModalHookError):
         self.rpc = rpc
 
 
+class FunctionCallError(ModalHookError):
+    """A call of a deployed Modal function gave no result rentagpu accepts.
+
+    The function failed (its error as Modal's text, never unpickled), Modal ended the call (a
+    timeout, a lost container), or its output was refused: anything but CBOR, pickle above all, is
+    never decoded. `refused_format` names the refused data format ("" when nothing was refused).
+    """
+
+    def __init__(self, message: str, *, refused_format: str = "") -> None:
+        super().__init__(message)
+        self.refused_format = refused_format
+
+
 class DeployError(RentagpuError):
     """The app deploy, its smoke test or its rollback failed."""
 

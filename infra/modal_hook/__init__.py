@@ -3,9 +3,10 @@
 - `client`: the only module that touches the `modal` SDK's internals: one bounded connection per
   provider call, credentials from the environment at call time, one clear error per failure.
 - `schema`, `validation`: each resource's properties declared once, and the pure checks of them.
-- `environment`, `budget`, `secret`, `deployment`: one resource each (`ModalEnvironment`,
-  `ModalBudget`, `ModalSecret`, `ModalAppDeployment`), with its provider's CRUD; `app_source`, `deploy_command`, `live_app` and
-  `smoke` are the deployment's parts.
+- `environment`, `budget`, `ci_token`, `secret`, `deployment`: one resource each
+  (`ModalEnvironment`, `ModalBudget`, `ModalCiToken`, `ModalSecret`, `ModalAppDeployment`), with
+  its provider's CRUD; `app_source`, `deploy_command`, `live_app`, `function_call` (a deployed
+  function called with CBOR, its output never unpickled) and `smoke` are the deployment's parts.
 
 Importing this package imports neither `pulumi` nor `modal`; the resource modules import `pulumi`,
 and `modal` is loaded inside provider methods, so the offline plan stays fast and makes no network

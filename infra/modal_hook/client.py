@@ -168,6 +168,7 @@ class ModalApi:
         self._client = client
         self._credentials = credentials
         self._policy = policy
+        self._started = time.monotonic()
         self._action = action
         self._secrets = (
             credentials.token_id.reveal(),
@@ -178,6 +179,14 @@ class ModalApi:
     @property
     def server_url(self) -> str:
         return self._credentials.server_url
+
+    @property
+    def policy(self) -> CallPolicy:
+        return self._policy
+
+    def remaining_s(self) -> float:
+        """Seconds left of the operation's `deadline_s` (counted from when the connection opened)."""
+        return self._policy.deadline_s - (time.monotonic() - self._started)
 
     def error(self, failure: Failure, detail: str, *, rpc: str = "") -> ModalCallError:
         """A `ModalCallError` about this operation. `detail` must hold names, never values."""
@@ -202,8 +211,12 @@ class ModalApi:
             "the network, and any HTTPS proxy settings.",
         )
 
-    async def call(self, rpc: str, request: Any) -> Any:
-        """Send `request` to `rpc`; retry transient failures; raise `ModalCallError` otherwise."""
+    async def call(self, rpc: str, request: Any, *, attempt_timeout_s: float | None = None) -> Any:
+        """Send `request` to `rpc`; retry transient failures; raise `ModalCallError` otherwise.
+
+        `attempt_timeout_s` replaces the policy's for an RPC that Modal holds open on purpose (a
+        long poll for a function's output).
+        """
         from grpclib.exceptions import StreamTerminatedError
         from modal import exception as modal_exception
 
@@ -213,7 +226,7 @@ class ModalApi:
         policy = self._policy
         started = time.monotonic()
         for attempt in range(1, policy.max_attempts + 1):
-            timeout = policy.attempt_timeout_s
+            timeout = attempt_timeout_s or policy.attempt_timeout_s
             metadata = [
                 ("x-idempotency-key", idempotency_key),
                 ("x-retry-attempt", str(attempt - 1)),
@@ -381,29 +394,3 @@ def _run_blocking(main: Callable[[], Awaitable[T]]) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
-
-
-async def call_function(
-    api: ModalApi,
-    *,
-    app: str,
-    function: str,
-    version: int,
-    environment: str,
-    payload: Mapping[str, Any],
-) -> Any:
-    """Call one deployed version of a function on `api`'s connection and return its result.
-
-    Through the SDK's internal `_Function` (the public one would open a client of its own from the
-    caller's profile rather than use this connection and its token).
-    """
-    from modal._functions import _Function
-
-    handle = _Function.from_name(
-        app,
-        function,
-        version=version,
-        environment_name=environment,
-        client=api._client,  # noqa: SLF001 - the connection run_modal opened
-    )
-    return await handle.remote(dict(payload))

@@ -1,7 +1,9 @@
 """After a deploy: the smoke job on exactly the version just deployed, and the rollback of a
 version that fails it.
 
-The smoke job is `run_gpu_job({"job": "healthcheck"})`: a passing one reports `ready`. A failure
+The smoke job is `run_gpu_job({"job": "healthcheck"})`: a passing one reports `ready`. It is
+called with CBOR and its answer is decoded only as CBOR, never unpickled (`function_call`): this
+process holds the deploy credentials, and the version called may be anyone's. A failure
 rolls the app back to the version that was live before (AppRollback), or stops it when there was
 none, and becomes one `DeployError` that says what was deployed, what the smoke job said, what is
 live now and how to investigate. What the job says is redacted of the Modal token and clipped.
@@ -15,15 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from infra.core.errors import DeployError, ModalCallError
+from infra.core.errors import DeployError, FunctionCallError, ModalCallError
 from infra.core.secrets import redact
-from infra.modal_hook.client import (
-    CallPolicy,
-    ModalApi,
-    call_function,
-    credentials_from_env,
-    run_modal,
-)
+from infra.modal_hook.client import CallPolicy, ModalApi, credentials_from_env, run_modal
+from infra.modal_hook.function_call import call_function
 from infra.modal_hook.live_app import LiveVersion, Target, find_live
 from modal_app import contract
 
@@ -70,8 +67,12 @@ def run_smoke(policy: CallPolicy, target: Target, live: LiveVersion, timeout_s: 
                 environment=target.environment,
                 payload=contract.SMOKE_PAYLOAD,
             )
-        except Exception as exc:  # the job raised, or its container never started
-            return Smoke(False, f"it raised {type(exc).__name__}: {exc}")
+        except FunctionCallError as error:  # it failed, or its output was refused
+            return Smoke(False, str(error))
+        except ModalCallError:
+            raise
+        except Exception as exc:  # a bug here must still roll the version back
+            return Smoke(False, f"it could not be judged ({type(exc).__name__}: {exc})")
         return judge(result)
 
     try:

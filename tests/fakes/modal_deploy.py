@@ -1,20 +1,12 @@
 """The fake Modal server, extended with what deploying and calling an app sends (modal 1.6.4).
 
-`modal deploy` (RPCs in the order of shared/reference/modal-protocol.md), then
-`Function.from_name(app, fn, version=N).remote(payload)` (FunctionGet, FunctionMap with the input
-pipelined, FunctionGetOutputs), and the app management RPCs the deploy stage and the `modal app`
-CLI use: AppDeploymentHistory, AppRollback, AppRollover, AppStop, AppGetLifecycle, and an
-AppGetByDeploymentName that, like Modal's, finds only a deployed app (a stopped one comes back as
-`previous_app_id`). Anything else is still answered UNIMPLEMENTED and recorded.
-
-Deployed code "runs" the way a container would run it: the fake deserializes the call's input and
-calls `modal_app.executor.handle(payload)` (what `run_gpu_job` runs) in this process, with the
-environment a container of that function would get (its image's `ENV` lines, the values of the
-secrets the deployed function names, looked up when the call runs; Modal's identity token for an
-app whose name qualifies) and the machine it asked
-for: the first GPU of its definition and the Python packages its image installed. `FakeRuntime`
-(`server.runtime`) is how a test changes that machine: take the GPU away, or make the next calls
-crash with an exception, as a broken image would.
+`modal deploy` (RPCs in the order of shared/reference/modal-protocol.md) and the app management
+RPCs the deploy stage and the `modal app` CLI use: AppDeploymentHistory, AppRollback, AppRollover,
+AppStop, AppGetLifecycle, and an AppGetByDeploymentName that, like Modal's, finds only a deployed
+app (a stopped one comes back as `previous_app_id`). Calling a deployed function, and the
+"container" that runs it, are `modal_calls.FunctionCallRpcs`; what is kept about deployed apps
+and the machine they run on is in `modal_deploy_state`. Anything else is still answered
+UNIMPLEMENTED and recorded.
 
 Every publish, rollback and rollover appends a version to the app's history, newest last here and
 newest first on the wire, as `modal app history` shows it.
@@ -23,149 +15,38 @@ newest first on the wire, as `modal app history` shows it.
 from __future__ import annotations
 
 import re
-import shlex
-import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
 
 import pytest
 from google.protobuf import empty_pb2
 from grpclib import GRPCError, Status
 from modal_proto import api_pb2
 
+from tests.fakes.modal_calls import FunctionCallRpcs
+from tests.fakes.modal_deploy_state import (
+    FakeFunctionDefinition,
+    FakeRuntime,
+    FakeVersion,
+    deployed_app,
+    deployments,
+)
+from tests.fakes.modal_deploy_state import (
+    live_version as live_version,  # re-exported: tests find the live version here
+)
 from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
 from tests.fakes.modal_rpc_base import Caller
 from tests.fakes.modal_server import FakeModalServer, FakeModalServicer
 from tests.fakes.modal_state import FakeApp, FakeModalState, new_id
 
-FAKE_IDENTITY_TOKEN = "fake-modal-identity-token"  # not a secret: no AWS trusts this issuer
-FAKE_DRIVER = "570.86.15"
 IMAGE_BUILDER_VERSION = (
     "2025.06"  # one that modal 1.6.4 supports; a deploy reads it per environment
 )
-# Modal injects an identity token only into apps with such names (see modal-protocol.md).
-_OIDC_APP_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+!-]+)")
-_GPU_NAMES = {
-    "T4": "Tesla T4",
-    "L4": "NVIDIA L4",
-    "A10G": "NVIDIA A10G",
-    "L40S": "NVIDIA L40S",
-    "A100": "NVIDIA A100-SXM4-40GB",
-    "A100-40GB": "NVIDIA A100-SXM4-40GB",
-    "A100-80GB": "NVIDIA A100-SXM4-80GB",
-    "H100": "NVIDIA H100 80GB HBM3",
-    "H200": "NVIDIA H200",
-    "B200": "NVIDIA B200",
-}
 
 
-@dataclass
-class FakeFunctionDefinition:
-    """What one FunctionCreate declared: the function a container of this version runs."""
-
-    function_id: str
-    name: str
-    handle: api_pb2.FunctionHandleMetadata
-    data: api_pb2.FunctionData
-    secret_ids: tuple[str, ...]
-    image_id: str
-    gpu_types: tuple[str, ...]
-
-
-@dataclass
-class FakeVersion:
-    """One entry of an app's deployment history."""
-
-    version: int
-    tag: str
-    functions: dict[str, FakeFunctionDefinition]  # object tag -> definition
-    deployed_at: float
-    deployed_by: str
-    client_version: str
-    commit_info: api_pb2.CommitInfo | None = None
-    rollback_version: int = 0
-    kind: str = "deploy"  # "deploy", "rollback" or "rollover"
-
-
-@dataclass
-class FakeAppDeployments:
-    """Deploy data of one app, kept in `FakeApp.extra["deploy"]`."""
-
-    versions: list[FakeVersion] = field(default_factory=list)
-    pending: dict[str, FakeFunctionDefinition] = field(default_factory=dict)  # created, unpublished
-    stopped_at: float = 0.0
-    stopped_by: str = ""
-
-    @property
-    def live(self) -> FakeVersion | None:
-        return self.versions[-1] if self.versions else None
-
-
-@dataclass
-class FakeCall:
-    function_id: str
-    payload: Any
-    output: api_pb2.FunctionGetOutputsItem
-
-
-@dataclass
-class FakeRuntime:
-    """What deployed code finds when it runs, and what it did. Tests change it between calls."""
-
-    gpu_available: bool = True
-    skip_next_publish: bool = False  # answer the next AppPublish as Modal does a no-op deploy
-    crashes: list[BaseException] = field(default_factory=list)  # raised by the next calls
-    files: dict[str, bytes] = field(default_factory=dict)  # sha256 -> content
-    mounts: dict[str, dict[str, str]] = field(default_factory=dict)  # mount id -> path -> sha256
-    images: dict[str, api_pb2.Image] = field(default_factory=dict)
-    image_packages: dict[str, dict[str, str]] = field(default_factory=dict)
-    calls: dict[str, FakeCall] = field(default_factory=dict)
-
-    def crash_next_calls(self, exception: BaseException, times: int = 1) -> None:
-        """Make the next `times` calls raise `exception` inside the "container"."""
-        self.crashes.extend([exception] * times)
-
-    def payloads(self) -> list[Any]:
-        return [call.payload for call in self.calls.values()]
-
-    def mounted_file(self, suffix: str) -> bytes | None:
-        """The content of the latest uploaded file whose mount path ends with `suffix`."""
-        found = None
-        for files in self.mounts.values():
-            for path, sha in files.items():
-                if path.endswith(suffix):
-                    found = self.files.get(sha)
-        return found
-
-
-def deployments(app: FakeApp) -> FakeAppDeployments:
-    return app.extra.setdefault("deploy", FakeAppDeployments())
-
-
-def live_version(state: FakeModalState, environment: str, name: str) -> FakeVersion | None:
-    """The version a user sees live (`modal app history`'s first row), or None if not deployed."""
-    with state.lock:
-        app = _deployed_app(state, environment, name)
-        return deployments(app).live if app else None
-
-
-def _deployed_app(state: FakeModalState, environment: str, name: str) -> FakeApp | None:
-    return next(
-        (
-            a
-            for a in state.apps_in(environment)
-            if a.name == name and a.state == api_pb2.APP_STATE_DEPLOYED
-        ),
-        None,
-    )
-
-
-class FakeModalDeployServicer(FakeModalServicer):
-    """The base fake plus deploy, function calls and app management."""
+class FakeModalDeployServicer(FunctionCallRpcs, FakeModalServicer):
+    """The base fake plus deploy, app management and (`FunctionCallRpcs`) function calls."""
 
     def __init__(self, server: FakeModalDeployServer) -> None:
         super().__init__(server)
@@ -222,7 +103,7 @@ class FakeModalDeployServicer(FakeModalServicer):
         env = self._environment(request.environment_name)
         self._require_access(env, caller, write=False)
         reply = api_pb2.AppGetByDeploymentNameResponse(environment_name=env.name)
-        app = _deployed_app(self.state, env.name, request.name)
+        app = deployed_app(self.state, env.name, request.name)
         if app is not None:
             reply.app_id = app.id
         else:
@@ -389,8 +270,9 @@ class FakeModalDeployServicer(FakeModalServicer):
         handle = api_pb2.FunctionHandleMetadata(
             function_name=name,
             function_type=data.function_type or first.function_type,
-            supported_input_formats=[api_pb2.DATA_FORMAT_PICKLE, api_pb2.DATA_FORMAT_CBOR],
-            supported_output_formats=[api_pb2.DATA_FORMAT_PICKLE, api_pb2.DATA_FORMAT_CBOR],
+            # As the client declared them (modal/_functions.py:1123-1124, 1163-1164).
+            supported_input_formats=first.supported_input_formats,
+            supported_output_formats=first.supported_output_formats,
             definition_id=new_id("de"),
             app_id=app.id,
         )
@@ -406,7 +288,7 @@ class FakeModalDeployServicer(FakeModalServicer):
         app = self._app(request.app_id, caller, write=True)
         if request.app_state != api_pb2.APP_STATE_DEPLOYED or request.staged or request.class_ids:
             raise GRPCError(Status.UNIMPLEMENTED, "the fake publishes deployed function apps only")
-        other = _deployed_app(self.state, app.environment, request.name)
+        other = deployed_app(self.state, app.environment, request.name)
         if other is not None and other.id != app.id:
             raise GRPCError(Status.ALREADY_EXISTS, f"App '{request.name}' is already deployed")
         deploy = deployments(app)
@@ -489,185 +371,6 @@ class FakeModalDeployServicer(FakeModalServicer):
         deploy.stopped_at = self.state.now()
         deploy.stopped_by = caller.principal.name
         return empty_pb2.Empty()
-
-    # Calling functions.
-    def rpc_FunctionGet(self, request: api_pb2.FunctionGetRequest, caller: Caller):
-        env = self._environment(request.environment_name)
-        self._require_access(env, caller, write=False)
-        app = _deployed_app(self.state, env.name, request.app_name)
-        if app is None:
-            raise GRPCError(Status.NOT_FOUND, f"App '{request.app_name}' not found")
-        live = deployments(app).live
-        assert live is not None
-        if request.app_version and request.app_version != live.version:
-            # Modal serves pinned old versions; nothing here needs one, so say so loudly.
-            raise GRPCError(
-                Status.UNIMPLEMENTED,
-                f"the fake serves the live version only (v{live.version}), "
-                f"not v{request.app_version}",
-            )
-        definition = live.functions.get(request.object_tag)
-        if definition is None:
-            raise GRPCError(Status.NOT_FOUND, f"Function '{request.object_tag}' not found")
-        return api_pb2.FunctionGetResponse(
-            function_id=definition.function_id,
-            handle_metadata=definition.handle,
-            function=definition.data,
-        )
-
-    def _live_definition(self, function_id: str) -> tuple[FakeApp, FakeFunctionDefinition]:
-        for app in self.state.apps.values():
-            live = deployments(app).live
-            if app.state != api_pb2.APP_STATE_DEPLOYED or live is None:
-                continue
-            for definition in live.functions.values():
-                if definition.function_id == function_id:
-                    return app, definition
-        raise GRPCError(Status.NOT_FOUND, f"Function '{function_id}' is not deployed")
-
-    def rpc_FunctionMap(self, request: api_pb2.FunctionMapRequest, caller: Caller):
-        app, definition = self._live_definition(request.function_id)
-        self._require_access(self._environment(app.environment), caller, write=True)
-        if len(request.pipelined_inputs) != 1 or request.function_call_type != (
-            api_pb2.FUNCTION_CALL_TYPE_UNARY
-        ):
-            raise GRPCError(Status.UNIMPLEMENTED, "the fake runs single, pipelined inputs only")
-        item = request.pipelined_inputs[0]
-        if item.input.WhichOneof("args_oneof") != "args":
-            raise GRPCError(Status.UNIMPLEMENTED, "the fake takes inputs inline, not as blobs")
-        call_id = new_id("fc")
-        input_id = new_id("in")
-        payload, result, data_format = self._run(app, definition, item.input)
-        output = api_pb2.FunctionGetOutputsItem(
-            result=result,
-            idx=item.idx,
-            input_id=input_id,
-            data_format=data_format,
-            task_id=new_id("ta"),
-            output_created_at=self.state.now(),
-        )
-        self.runtime.calls[call_id] = FakeCall(definition.function_id, payload, output)
-        return api_pb2.FunctionMapResponse(
-            function_call_id=call_id,
-            function_call_jwt=f"fake-jwt-{call_id}",
-            pipelined_inputs=[
-                api_pb2.FunctionPutInputsResponseItem(
-                    idx=item.idx, input_id=input_id, input_jwt=f"fake-jwt-{input_id}"
-                )
-            ],
-        )
-
-    def rpc_FunctionGetOutputs(self, request: api_pb2.FunctionGetOutputsRequest, caller: Caller):
-        call = self.runtime.calls.get(request.function_call_id)
-        if call is None:
-            raise GRPCError(
-                Status.NOT_FOUND, f"Function call '{request.function_call_id}' not found"
-            )
-        return api_pb2.FunctionGetOutputsResponse(outputs=[call.output], num_unfinished_inputs=0)
-
-    # The "container".
-    def _run(
-        self,
-        app: FakeApp,
-        definition: FakeFunctionDefinition,
-        function_input: api_pb2.FunctionInput,
-    ) -> tuple[Any, api_pb2.GenericResult, int]:
-        """Run one input as a container of this function would; returns (payload, result, format)."""
-        from modal._serialization import (
-            deserialize_data_format,
-            pickle_exception,
-            serialize_data_format,
-        )
-
-        from modal_app.context import JobContext
-        from modal_app.executor import handle
-
-        args, kwargs = deserialize_data_format(
-            function_input.args, function_input.data_format, None
-        )
-        payload = args[0] if args else kwargs.get("payload")
-        environ = self._container_environ(app, definition)
-        if isinstance(environ, api_pb2.GenericResult):
-            return payload, environ, api_pb2.DATA_FORMAT_UNSPECIFIED
-        try:
-            if self.runtime.crashes:
-                raise self.runtime.crashes.pop(0)
-            with self._machine(definition) as accelerator:
-                value = handle(payload, JobContext(environ=environ, accelerator=accelerator))
-        except Exception as exc:
-            failure = api_pb2.GenericResult(
-                status=api_pb2.GenericResult.GENERIC_STATUS_FAILURE,
-                exception=repr(exc),
-                traceback="".join(traceback.format_exception(exc)),
-                data=pickle_exception(exc),
-            )
-            return payload, failure, api_pb2.DATA_FORMAT_PICKLE
-        success = api_pb2.GenericResult(
-            status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS,
-            data=serialize_data_format(value, api_pb2.DATA_FORMAT_PICKLE),
-        )
-        return payload, success, api_pb2.DATA_FORMAT_PICKLE
-
-    def _container_environ(
-        self, app: FakeApp, definition: FakeFunctionDefinition
-    ) -> dict[str, str] | api_pb2.GenericResult:
-        """The container's environment; a result instead when it could not start (lost secret)."""
-        environ = {
-            **self._image_env(definition.image_id),
-            "MODAL_ENVIRONMENT": app.environment,
-            "MODAL_TASK_ID": new_id("ta"),
-            "MODAL_REGION": "us-east-1",
-            "MODAL_CLOUD_PROVIDER": "CLOUD_PROVIDER_AWS",
-        }
-        for secret_id in definition.secret_ids:
-            secret = self.state.secret_by_id(secret_id)
-            if secret is None:
-                return api_pb2.GenericResult(
-                    status=api_pb2.GenericResult.GENERIC_STATUS_FAILURE,
-                    exception=f"Container failed to start: secret '{secret_id}' no longer exists",
-                )
-            environ.update(secret.values)
-        if _OIDC_APP_NAME.match(app.name):
-            environ["MODAL_IDENTITY_TOKEN"] = FAKE_IDENTITY_TOKEN
-        return environ
-
-    def _image_env(self, image_id: str) -> dict[str, str]:
-        """The `ENV K=V` lines of an image and its bases (what `Image.env` builds), base first."""
-        image = self.runtime.images.get(image_id)
-        if image is None:
-            return {}
-        environ: dict[str, str] = {}
-        for base in image.base_images:
-            environ.update(self._image_env(base.image_id))
-        for command in image.dockerfile_commands:
-            if command.startswith("ENV "):
-                name, _, value = command[4:].partition("=")
-                environ[name] = shlex.split(value)[0] if value else ""
-        return environ
-
-    @contextmanager
-    def _machine(self, definition: FakeFunctionDefinition) -> Iterator[Any]:
-        """The accelerator and packages a container of `definition` sees.
-
-        `healthcheck` asks the installed-package metadata and `nvidia-smi` directly, so these two
-        are swapped for the container's view while the job runs (handlers run one at a time).
-        """
-        from modal_app.accelerator import Accelerator
-
-        packages = self.runtime.image_packages.get(definition.image_id, {})
-        gpu = definition.gpu_types[0] if definition.gpu_types and self.runtime.gpu_available else ""
-        if gpu:
-            name = _GPU_NAMES.get(gpu.upper(), gpu)
-            accelerator = Accelerator("torch-cuda", name, None, "cuda")
-            smi = [{"name": name, "driver": FAKE_DRIVER, "memory_mib": "81559"}]
-        else:
-            accelerator = Accelerator("numpy-cpu", "x86_64")
-            smi = []
-        with (
-            mock.patch("modal_app.jobs.healthcheck.package_version", packages.get),
-            mock.patch("modal_app.jobs.healthcheck.nvidia_smi", lambda: smi),
-        ):
-            yield accelerator
 
 
 class FakeModalDeployServer(FakeModalServer):

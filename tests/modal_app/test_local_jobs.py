@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -42,6 +43,31 @@ def test_healthcheck_reports_what_this_machine_has() -> None:
         assert report["gpus"] == [] and report["cuda"] is None
     assert any(p.startswith("runtime secret: AWS_REGION: is required") for p in report["problems"])
     json.dumps(report)  # the smoke test's caller gets it back as plain data
+
+
+def test_the_healthcheck_report_travels_as_cbor_and_rentagpu_accepts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The smoke job calls with CBOR, so the container encodes the report with cbor2
+    (modal/_serialization.py:367-392) and the deploy decodes it as plain CBOR only: both the CPU
+    report here and a GPU container's (torch's CUDA version, nvidia-smi's rows) must pass."""
+    from modal._serialization import serialize_data_format
+    from modal_proto import api_pb2
+
+    from infra.modal_hook.function_call import decode_cbor
+    from modal_app.accelerator import Accelerator
+    from modal_app.context import JobContext
+    from modal_app.executor import execute
+
+    torch = SimpleNamespace(version=SimpleNamespace(cuda="12.8"))
+    gpu = Accelerator("torch-cuda", "NVIDIA H100 80GB HBM3", torch, "cuda")  # type: ignore[arg-type]
+    smi = [{"name": "NVIDIA H100 80GB HBM3", "driver": "570.86.15", "memory_mib": "81559"}]
+    monkeypatch.setattr("modal_app.jobs.healthcheck.nvidia_smi", lambda: smi)
+    for context in (JobContext(), JobContext(accelerator=gpu)):
+        report = execute({"job": "healthcheck"}, context)
+        sent = serialize_data_format(report, api_pb2.DATA_FORMAT_CBOR)
+        assert decode_cbor(sent) == report
+    assert report["cuda"] == "12.8" and report["gpus"] == smi
 
 
 def test_healthcheck_checks_the_runtime_secret_and_identity_token(

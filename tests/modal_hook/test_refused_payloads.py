@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from modal_proto import api_pb2
 
-from infra.modal_hook.client import call_function, run_modal
+from infra.modal_hook.client import run_modal
+from infra.modal_hook.function_call import call_function
 from tests.modal_hook.deploy_support import (
     APP,
     checked,
