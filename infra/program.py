@@ -16,13 +16,10 @@ from infra.core.config_schema import KNOWN_KEYS, PROJECT
 from infra.core.errors import ConfigError
 from infra.stages.aws.component import AwsStage, AwsStageArgs
 from infra.stages.deploy.component import DeployStage, DeployStageArgs
+from infra.stages.github.ci_secrets import GitHubCiSecrets, GitHubCiSecretsArgs, SealedToken
 from infra.stages.github.ci_variables import GitHubCiVariables, GitHubCiVariablesArgs
 from infra.stages.github.component import GitHubStage, GitHubStageArgs, github_provider
 from infra.stages.modal.component import ModalStage, ModalStageArgs
-
-
-def _secret(value) -> pulumi.Output[str] | None:
-    return None if value is None else pulumi.Output.secret(value.reveal())
 
 
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
@@ -43,10 +40,6 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             environment=env,
             is_prod=cfg.is_prod,
             provider=github,
-            modal_token_id=_secret(cfg.modal.token_id),
-            modal_token_secret=_secret(cfg.modal.token_secret),
-            modal_read_token_id=_secret(cfg.modal.read_token_id),
-            modal_read_token_secret=_secret(cfg.modal.read_token_secret),
             readonly_environment=readonly,
         ),
         opts=on_github,
@@ -80,16 +73,34 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         ),
     )
 
-    # 3. Modal: the environment and the runtime secret, fed from config and the AWS outputs.
+    # 3. Modal: the environment, CI's tokens (sealed for where GitHub keeps them) and the runtime
+    # secret, fed from config and the AWS outputs.
     modal_stage = ModalStage(
         "modal",
         ModalStageArgs(
             config=cfg,
+            ci_token_keys=github_stage.ci_token_keys,
             runtime_role_arn=aws_stage.runtime_role_arn,
             access_key_id=aws_stage.runtime_access_key_id,
             secret_access_key=aws_stage.runtime_secret_access_key,
         ),
         opts=pulumi.ResourceOptions(depends_on=[github_stage, aws_stage]),
+    )
+
+    # CI's tokens into GitHub, as the ciphertext only GitHub can open.
+    GitHubCiSecrets(
+        "github-ci-secrets",
+        GitHubCiSecretsArgs(
+            repository=cfg.github.repository,
+            environment=env,
+            tokens={
+                purpose: SealedToken(token.sealed_token_id, token.sealed_token_secret, token.key_id)
+                for purpose, token in modal_stage.ci_tokens.items()
+            },
+        ),
+        opts=pulumi.ResourceOptions.merge(
+            on_github, pulumi.ResourceOptions(depends_on=[github_stage, modal_stage])
+        ),
     )
 
     # 4. Deploy: the app goes out last, once what it relies on exists and is protected; a failed

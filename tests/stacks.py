@@ -14,9 +14,11 @@ from infra.core.config import RawValue, StackConfig, parse_config
 PLANTED = {
     "rentagpu:modalTokenId": "ak-planted" + secrets.token_hex(10),
     "rentagpu:modalTokenSecret": "as-planted" + secrets.token_hex(10),
-    "rentagpu:modalReadTokenId": "ak-readonly" + secrets.token_hex(10),
-    "rentagpu:modalReadTokenSecret": "as-readonly" + secrets.token_hex(10),
 }
+# The fallback: CI's deploy token supplied in config instead of minted (`stack_config(...,
+# **FALLBACK_TOKEN)`), with the planted values, stored as secrets the way `pulumi config set
+# --secret` stores them.
+FALLBACK_TOKEN = {key.split(":")[1]: RawValue(value, secret=True) for key, value in PLANTED.items()}
 
 
 def raw_config(stack: str, **overrides: object) -> dict[str, RawValue]:
@@ -32,7 +34,6 @@ def raw_config(stack: str, **overrides: object) -> dict[str, RawValue]:
         "bucket": f"acme-ml-rentagpu-{stack}",
         "inputPrefix": "jobs/input/",
         "outputPrefix": "jobs/output/",
-        "modalServiceUserRoles": {"ci-deployer": "contributor"},
         "aws:region": "eu-west-1",
     }
     if stack == "prod":
@@ -43,7 +44,7 @@ def raw_config(stack: str, **overrides: object) -> dict[str, RawValue]:
             "ownsAccountSingletons": True,
             "monthlyBudgetDollars": 500,
         }
-    raw: dict[str, RawValue] = {key: RawValue(value, secret=True) for key, value in PLANTED.items()}
+    raw: dict[str, RawValue] = {}
     for key, value in values.items():
         raw[_full(key)] = _raw(value)
     for key, value in overrides.items():

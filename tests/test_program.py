@@ -8,7 +8,7 @@ import pytest
 from infra.tools.offline import MOCK_ACCOUNT_ID, mock_access_key_id
 from tests.fakes.engine import InProcessEngine, ProviderCheckFailed
 from tests.fakes.modal_fixtures import CI_SERVICE_USER
-from tests.stacks import PLANTED, stack_config
+from tests.stacks import stack_config
 
 ROLES = {"modalServiceUserRoles": {CI_SERVICE_USER: "contributor"}}
 SECRET = "rentagpu-runtime"
@@ -30,6 +30,13 @@ def expected_secret(stack: str, **extra: str) -> dict[str, str]:
     return {**values, **extra}
 
 
+def opened(result, location: str, secret_name: str) -> str:
+    """A GitHub secret the up declared, opened with the mocked GitHub's private key for its place."""
+    from tests.stages.github.support import open_secret
+
+    return open_secret(result.rendering, location, secret_name)
+
+
 def runtime_role(stack: str) -> str:
     return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/rentagpu/{stack}/rentagpu-{stack}-runtime"
 
@@ -42,6 +49,8 @@ def test_both_stacks_come_up_in_modal_with_the_wiring_the_program_declares(modal
         budget = [f"{stack}-modal-budget"] if stack == "prod" else []
         assert sorted(result.created) == [
             f"{stack}-app-deployment",
+            f"{stack}-ci-deploy-token-1",
+            f"{stack}-ci-read-token-1",
             *budget,
             f"{stack}-modal-environment",
             f"{stack}-modal-runtime-secret",
@@ -53,8 +62,11 @@ def test_both_stacks_come_up_in_modal_with_the_wiring_the_program_declares(modal
     assert state["environments"]["prod"]["budget_dollars"] == 500.0  # tests/stacks.py's prod
     assert state["environments"]["dev"]["budget_dollars"] is None
     for stack in ("dev", "prod"):
+        # the configured role, and CI's two minted service users, each in its one role
         assert state["environments"][stack]["roles"] == {
-            f"service_user:{CI_SERVICE_USER}": "contributor"
+            f"service_user:{CI_SERVICE_USER}": "contributor",
+            f"service_user:rentagpu-{stack}-ci-deploy-1": "contributor",
+            f"service_user:rentagpu-{stack}-ci-read-1": "viewer",
         }
         # the runtime role ARN is the AWS stage's output, carried into Modal by the program
         assert state["secrets"][f"{stack}/{SECRET}"] == expected_secret(
@@ -71,6 +83,8 @@ def test_a_second_up_with_unchanged_config_changes_nothing_in_modal(modal_env) -
     assert result.created == [] and result.updated == [] and result.deleted == []
     assert sorted(result.unchanged) == [
         "dev-app-deployment",
+        "dev-ci-deploy-token-1",
+        "dev-ci-read-token-1",
         "dev-modal-environment",
         "dev-modal-runtime-secret",
     ]
@@ -108,9 +122,13 @@ def test_access_key_mode_puts_the_key_in_modal_and_a_new_serial_replaces_it(moda
 def test_the_ci_tokens_never_reach_modal_and_modal_values_never_reach_the_plan(modal_env) -> None:
     engine = InProcessEngine()
     result = engine.up(stack_config("prod", **ROLES))
+    tokens = [
+        opened(result, "prod", "MODAL_TOKEN_SECRET"),
+        opened(result, "prod-readonly", "MODAL_READ_TOKEN_SECRET"),
+    ]
     snapshot = repr(modal_env.state.snapshot())
-    for value in PLANTED.values():
-        assert value not in snapshot  # GitHub's tokens stay in GitHub
+    for token in tokens:
+        assert token not in snapshot  # GitHub's tokens stay in GitHub
     secret = result.rendering.one("pulumi-python:dynamic/rentagpu:ModalSecret")
     assert secret.inputs["values"] == "[secret]"
 
@@ -159,6 +177,7 @@ def test_a_stacks_first_preview_passes_every_providers_check(stack) -> None:
     engine = InProcessEngine()
     planned = engine.preview(stack_config(stack))
     expected = {f"{stack}-modal-environment", f"{stack}-modal-runtime-secret"}
+    expected |= {f"{stack}-ci-deploy-token-1", f"{stack}-ci-read-token-1"}
     expected |= {f"{stack}-app-deployment"} | ({"prod-modal-budget"} if stack == "prod" else set())
     assert set(planned.created) == expected  # prod must set a spend cap
     assert engine.state == {}
@@ -191,3 +210,41 @@ def test_a_dev_cap_is_set_changed_and_cleared_with_the_config(modal_env) -> None
     result = engine.up(stack_config("dev", **ROLES))  # the key removed from the stack
     assert result.deleted == ["dev-modal-budget"]
     assert modal_env.state.environments["dev"].budget_dollars is None
+
+
+def test_ci_tokens_are_minted_sealed_for_github_and_rotated_with_an_overlap(modal_env) -> None:
+    """`pulumi up` mints CI's tokens, and only GitHub can open what it stores; a new serial
+    replaces them, the old service users deleted only after the new tokens are in GitHub."""
+    engine = InProcessEngine()
+    first = engine.up(stack_config("dev", **ROLES))
+    deploy = (opened(first, "dev", "MODAL_TOKEN_ID"), opened(first, "dev", "MODAL_TOKEN_SECRET"))
+    read = (
+        opened(first, "repository", "RENTAGPU_DEV_MODAL_READ_TOKEN_ID"),
+        opened(first, "repository", "RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET"),
+    )
+    assert who(modal_env, deploy) == "rentagpu-dev-ci-deploy-1"
+    assert who(modal_env, read) == "rentagpu-dev-ci-read-1"
+    # Nowhere in the stack's state (inputs and outputs of every resource) or the plan's inputs.
+    everything = repr(engine.state) + repr([r.raw_inputs for r in first.rendering.resources])
+    assert deploy[1] not in everything and read[1] not in everything
+
+    modal_env.clear_calls()
+    second = engine.up(stack_config("dev", ciTokenSerial=2, **ROLES))
+
+    assert sorted(second.deleted) == ["dev-ci-deploy-token-1", "dev-ci-read-token-1"]
+    new = (opened(second, "dev", "MODAL_TOKEN_ID"), opened(second, "dev", "MODAL_TOKEN_SECRET"))
+    assert who(modal_env, new) == "rentagpu-dev-ci-deploy-2"
+    assert who(modal_env, deploy) is None  # the old service user, and its token, are gone
+    calls = [(c.rpc, c.request) for c in modal_env.calls if c.rpc.startswith("ServiceUser")]
+    created = [i for i, (rpc, _) in enumerate(calls) if rpc == "ServiceUserCreate"]
+    deleted = [i for i, (rpc, _) in enumerate(calls) if rpc == "ServiceUserDelete"]
+    # The engine deletes what a replacement left behind after every other step of the update
+    # (tests/fakes/test_engine.py), so the GitHub secrets already hold the new tokens then.
+    assert len(created) == 2 and len(deleted) == 2 and max(created) < min(deleted)
+
+
+def who(modal_env, token: tuple[str, str]) -> str | None:
+    caller = modal_env.server.authenticate(
+        {"x-modal-token-id": token[0], "x-modal-token-secret": token[1]}
+    )
+    return None if caller is None else caller.principal.name

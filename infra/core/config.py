@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.core import names
 from infra.core.config_schema import (
     ENVIRONMENTS,
     KEY,
@@ -75,10 +76,11 @@ class ModalConfig:
     gpus: tuple[str, ...]
     token_rotation_days: int
     monthly_budget_dollars: int | None
-    token_id: SecretStr = field(repr=False)
-    token_secret: SecretStr = field(repr=False)
-    read_token_id: SecretStr | None = field(repr=False)
-    read_token_secret: SecretStr | None = field(repr=False)
+    ci_token_serial: int
+    ci_token_lifetime_days: int
+    # The fallback: a token someone made for CI's deploys; None when the program mints it.
+    token_id: SecretStr | None = field(repr=False)
+    token_secret: SecretStr | None = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,9 @@ def _budget(r: _Reader, is_prod: bool) -> int | None:
     return None
 
 
+_FALLBACK_KEYS = ("modalTokenId", "modalTokenSecret")
+
+
 def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
     workspace_id = r.string("modalWorkspaceId")
     app_name = r.string("modalAppName")
@@ -349,14 +354,14 @@ def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
     elif len(set(gpus)) != len(gpus):
         r.problem("gpus", "lists the same GPU twice (GPU names are not case-sensitive)")
     rotation_days = r.integer("tokenRotationDays")
-    token_id = r.secret("modalTokenId")
-    token_secret = r.secret("modalTokenSecret")
-    read_token_id = r.secret("modalReadTokenId", required=False)
-    read_token_secret = r.secret("modalReadTokenSecret", required=False)
-    if (read_token_id is None) != (read_token_secret is None):
+    token_id = r.secret("modalTokenId", required=False)
+    token_secret = r.secret("modalTokenSecret", required=False)
+    given = [bool(getattr(r.raw.get(full_key(k)), "value", "")) for k in _FALLBACK_KEYS]
+    if given[0] != given[1]:
         r.problem(
-            "modalReadTokenSecret",
-            "modalReadTokenId and modalReadTokenSecret go together: set both or neither",
+            "modalTokenSecret",
+            "modalTokenId and modalTokenSecret go together: set both, or neither to let the "
+            "program mint CI's token",
         )
     return ModalConfig(
         workspace_id=workspace_id,
@@ -368,10 +373,10 @@ def _modal(r: _Reader, is_prod: bool) -> ModalConfig:
         gpus=gpus,
         token_rotation_days=rotation_days,
         monthly_budget_dollars=budget,
-        token_id=token_id,  # type: ignore[arg-type]  # None only when problems were raised
-        token_secret=token_secret,  # type: ignore[arg-type]
-        read_token_id=read_token_id,
-        read_token_secret=read_token_secret,
+        ci_token_serial=r.integer("ciTokenSerial"),
+        ci_token_lifetime_days=r.integer("ciTokenLifetimeDays"),
+        token_id=token_id,
+        token_secret=token_secret,
     )
 
 
@@ -389,6 +394,18 @@ def parse_config(stack: str, raw: Mapping[str, RawValue]) -> StackConfig:
     if r.problems:
         raise ConfigError(stack, r.problems)
     return StackConfig(stack=stack, environment=environment, github=github, aws=aws, modal=modal)
+
+
+def expected_service_users(cfg: StackConfig) -> dict[str, str]:
+    """Every service user the stack gives a role in its environment, with that role: those
+    `modalServiceUserRoles` names, and CI's minted ones (`ModalCiToken`, serial-numbered). An
+    adopted deploy token's service user is named by the token, so it is not known here."""
+    roles = dict(cfg.modal.service_user_roles)
+    for purpose, role in names.CI_TOKEN_ROLES.items():
+        if purpose == "deploy" and cfg.modal.token_id is not None:
+            continue
+        roles[names.ci_service_user(cfg.environment, purpose, cfg.modal.ci_token_serial)] = role
+    return roles
 
 
 def config_value(raw: Mapping[str, RawValue], name: str) -> str | None:

@@ -159,9 +159,10 @@ KEYS: tuple[Key, ...] = (
     Key(
         "requiredApprovals",
         "integer",
-        "approvals a pull request into `main` needs (0-6, default 1; owner stack)",
+        "approvals a pull request into `main` needs, code owners' included (1-6, default 1; owner "
+        "stack): with none, whoever can push a branch could merge it and deploy dev",
         default=1,
-        low=0,
+        low=1,
         high=6,
     ),
     Key(
@@ -234,28 +235,35 @@ KEYS: tuple[Key, ...] = (
         high=365,
     ),
     Key(
+        "ciTokenSerial",
+        "integer",
+        "bump by one to replace CI's Modal service users and tokens (rotation: the new tokens are "
+        "in GitHub before the old service users are deleted)",
+        default=1,
+        low=1,
+        high=1_000_000,
+    ),
+    Key(
+        "ciTokenLifetimeDays",
+        "integer",
+        "days CI's minted Modal tokens live; a full `pulumi up` in the last third replaces them "
+        "(default 90)",
+        default=90,
+        low=7,
+        high=365,
+    ),
+    Key(
         "modalTokenId",
         "string",
-        "Modal token id CI deploys with (becomes the environment secret `MODAL_TOKEN_ID`)",
-        secret=True,
-    ),
-    Key(
-        "modalTokenSecret",
-        "string",
-        "Modal token secret CI deploys with (`MODAL_TOKEN_SECRET`)",
-        secret=True,
-    ),
-    Key(
-        "modalReadTokenId",
-        "string",
-        "optional: read-only Modal token id for PR previews and drift checks",
+        "fallback: the id of a service-user token you made for CI's deploys (unset, the program "
+        "mints one); it then sits in stack config, which every reader of the stack can decrypt",
         secret=True,
         optional=True,
     ),
     Key(
-        "modalReadTokenSecret",
+        "modalTokenSecret",
         "string",
-        "optional: goes with `modalReadTokenId`",
+        "fallback: goes with `modalTokenId`",
         secret=True,
         optional=True,
     ),

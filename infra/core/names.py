@@ -21,6 +21,8 @@ GITHUB_TOKEN_SECRETS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
 # GitHub secrets holding a stack's read-only Modal token: in its -readonly environment (prod),
 # or as per-stack repository secrets (dev), see `read_token_secrets`.
 GITHUB_READ_TOKEN_SECRETS = ("MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET")
+# CI's Modal tokens, one per purpose, and the one role each holds in its stack's environment.
+CI_TOKEN_ROLES = {"deploy": "contributor", "read": "viewer"}
 # Defined by the app, which reads it in its containers; the program writes it.
 RUNTIME_SECRET_NAME = contract.SECRET_NAME
 
@@ -51,6 +53,20 @@ def read_token_secrets(environment: str) -> tuple[str, str]:
         return GITHUB_READ_TOKEN_SECRETS
     first, second = GITHUB_READ_TOKEN_SECRETS
     return repository_name(environment, first), repository_name(environment, second)
+
+
+def ci_service_user(environment: str, purpose: str, serial: int) -> str:
+    """The Modal service user the program mints for one CI purpose; a new serial is a new user."""
+    return f"{prefix(environment)}-ci-{purpose}-{serial}"
+
+
+def ci_token_location(environment: str, purpose: str) -> tuple[str | None, tuple[str, str]]:
+    """Where GitHub keeps CI's Modal token of `purpose`: (environment, or None for the
+    repository; the id and secret names). The deploy token lives in the stack's deployment
+    environment; the read token where `read_token_secrets` says."""
+    if purpose == "deploy":
+        return environment, GITHUB_TOKEN_SECRETS
+    return readonly_environment(environment), read_token_secrets(environment)
 
 
 def iam_path(environment: str) -> str:
@@ -158,6 +174,11 @@ RUNTIME_ACCESS_KEY_RESOURCE_PREFIX = "runtime-key-"
 def runtime_access_key_resource(environment: str, serial: int | str) -> str:
     """The runtime user's access key; a new serial is a new key (see `rotate aws-key`)."""
     return f"{environment}-{RUNTIME_ACCESS_KEY_RESOURCE_PREFIX}{serial}"
+
+
+def ci_token_resource(environment: str, purpose: str, serial: int) -> str:
+    """CI's Modal token of `purpose`; a new serial is a new logical resource (rotation)."""
+    return f"{environment}-ci-{purpose}-token-{serial}"
 
 
 def modal_environment_resource(environment: str) -> str:

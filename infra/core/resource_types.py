@@ -16,6 +16,9 @@ GITHUB_REPOSITORY_SECRET = "github:index/actionsSecret:ActionsSecret"
 GITHUB_ENVIRONMENT_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 GITHUB_REPOSITORY_VARIABLE = "github:index/actionsVariable:ActionsVariable"
 GITHUB_RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
+GITHUB_WORKFLOW_PERMISSIONS = (
+    "github:index/workflowRepositoryPermissions:WorkflowRepositoryPermissions"
+)
 
 # AWS (pulumi-aws)
 AWS_ROLE = "aws:iam/role:Role"
@@ -37,6 +40,7 @@ MODAL_ENVIRONMENT_NAME = "ModalEnvironment"
 MODAL_SECRET_NAME = "ModalSecret"
 MODAL_APP_DEPLOYMENT_NAME = "ModalAppDeployment"
 MODAL_BUDGET_NAME = "ModalBudget"
+MODAL_CI_TOKEN_NAME = "ModalCiToken"
 
 
 def dynamic(name: str) -> str:
@@ -47,10 +51,12 @@ MODAL_ENVIRONMENT = dynamic(MODAL_ENVIRONMENT_NAME)
 MODAL_SECRET = dynamic(MODAL_SECRET_NAME)
 MODAL_APP_DEPLOYMENT = dynamic(MODAL_APP_DEPLOYMENT_NAME)
 MODAL_BUDGET = dynamic(MODAL_BUDGET_NAME)
+MODAL_CI_TOKEN = dynamic(MODAL_CI_TOKEN_NAME)
 
 # The program's own components (infra/stages).
 STAGE_GITHUB = "rentagpu:stage:GitHub"
 STAGE_GITHUB_CI_VARIABLES = "rentagpu:stage:GitHubCiVariables"
+STAGE_GITHUB_CI_SECRETS = "rentagpu:stage:GitHubCiSecrets"
 STAGE_AWS = "rentagpu:stage:Aws"
 STAGE_MODAL = "rentagpu:stage:Modal"
 STAGE_DEPLOY = "rentagpu:stage:Deploy"

@@ -58,7 +58,7 @@ class Schema:
         for f in self.fields:
             if f.output:
                 props[f.name] = None
-            elif f.secret:
+            elif f.secret and values[f.name] is not None:
                 props[f.name] = pulumi.Output.secret(values[f.name])
             else:
                 props[f.name] = values[f.name]

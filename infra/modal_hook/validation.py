@@ -155,3 +155,13 @@ def budget_dollars(prop: str, value: Any) -> Problems:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         return [(prop, f"must be a number of dollars, {low}-{high:,}")]
     return []
+
+
+def whole_number(prop: str, value: Any, low: int, high: int) -> Problems:
+    """A count; numbers cross the engine's wire as doubles, so 90.0 is 90."""
+    if is_unknown(value):
+        return []
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not low <= value <= high:
+        return [(prop, f"must be a whole number, {low}-{high}")]
+    return []

@@ -20,6 +20,8 @@ from infra.core import resource_types as types
 from infra.core.wire import envelope, mask_secrets, unwrap
 
 MOCK_ACCOUNT_ID = "123456789012"
+# What a plan shows for a CI token's sealed value: it is minted and sealed by `pulumi up` only.
+SEALED_AT_UP = "(sealed for GitHub by pulumi up)"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,22 @@ def _provider_of(reference: str | None) -> tuple[str, str] | None:
 def stable_id(kind: str, key: str) -> str:
     """A deterministic numeric id for a GitHub lookup, so plans diff cleanly between runs."""
     return str(10_000_000 + zlib.crc32(f"{kind}:{key}".encode()) % 90_000_000)
+
+
+def mock_github_key(location: str) -> Any:
+    """The private key of the mocked GitHub's secrets for `location` (an environment's name, or
+    "repository"), derived from the name so no key is written down and tests can open what the
+    program sealed. Returns a `nacl.public.PrivateKey`."""
+    from nacl.public import PrivateKey
+
+    return PrivateKey(hashlib.sha256(f"rentagpu offline GitHub key {location}".encode()).digest())
+
+
+def _public_key_answer(location: str) -> dict[str, str]:
+    import base64
+
+    public = base64.b64encode(bytes(mock_github_key(location).public_key)).decode()
+    return {"key": public, "keyId": stable_id("key", location), "id": stable_id("key", location)}
 
 
 def mock_access_key_id(name: str) -> str:
@@ -92,6 +110,10 @@ def _outputs_for(typ: str, name: str, inputs: Mapping[str, Any]) -> tuple[str, d
         state["createDate"] = "2026-01-01T00:00:00Z"
     elif typ == types.GITHUB_ENVIRONMENT:
         resource_id = f"{inputs.get('repository')}:{inputs.get('environment')}"
+    elif typ == types.MODAL_CI_TOKEN:
+        # What only `pulumi up` can know: the token is minted and sealed then.
+        resource_id = f"su-{name}"
+        state["sealed_token_id"] = state["sealed_token_secret"] = SEALED_AT_UP
     return resource_id, state
 
 
@@ -130,6 +152,11 @@ def _github_answer(token: str, given: Mapping[str, Any], github: MockGitHub) -> 
             "visibility": github.visibility,
             "private": github.visibility != "public",
         }
+    if token == "github:index/getActionsPublicKey:getActionsPublicKey":
+        return {**_public_key_answer("repository"), "repository": given.get("repository")}
+    if token == "github:index/getActionsEnvironmentPublicKey:getActionsEnvironmentPublicKey":
+        environment = str(given.get("environment", ""))
+        return {**_public_key_answer(environment), "environment": environment}
     template_token = (
         "github:index/getActionsRepositoryOidcSubjectClaimCustomizationTemplate:"
         "getActionsRepositoryOidcSubjectClaimCustomizationTemplate"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.core.config import RawValue
-from infra.core.config_schema import full_key
+from infra.core.config_schema import KEYS
 from infra.core.config_sources import config_from_json, config_from_stack_file
 from infra.core.errors import ConfigError
 from infra.policies.checklist import run_policies
@@ -29,7 +29,8 @@ from infra.policies.model import PolicyContext, Resource, Violation
 from infra.tools.command import add_command
 
 UNSET = "<unset>"
-REQUIRED_SECRETS = tuple(full_key(k) for k in ("modalTokenId", "modalTokenSecret"))
+# Secrets every stack must set (none today: CI's tokens are minted by the program), from the schema.
+REQUIRED_SECRETS = tuple(key.full for key in KEYS if key.secret and not key.optional)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 

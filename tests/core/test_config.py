@@ -11,7 +11,7 @@ from infra import program
 from infra.core.config import RawValue, SecretStr, parse_config
 from infra.core.errors import ConfigError
 from infra.tools.offline import RecordingMocks
-from tests.stacks import PLANTED, raw_config, stack_config
+from tests.stacks import FALLBACK_TOKEN, PLANTED, raw_config, stack_config
 
 
 def test_valid_stacks_parse_into_typed_frozen_objects() -> None:
@@ -22,17 +22,25 @@ def test_valid_stacks_parse_into_typed_frozen_objects() -> None:
     assert prod.github.reviewer_teams == ("ml-platform",)
     assert dev.github.deployment_branches == ("main",)
     assert dev.modal.app_name == "rentagpu-executor"
-    assert dev.modal.service_user_roles == (("ci-deployer", "contributor"),)
+    assert dev.modal.service_user_roles == ()
+    assert stack_config(
+        "dev", modalServiceUserRoles={"ml-bot": "viewer"}
+    ).modal.service_user_roles == (("ml-bot", "viewer"),)
     assert dev.aws.auth_mode == "oidc" and dev.aws.region == "eu-west-1"
     assert (dev.modal.monthly_budget_dollars, prod.modal.monthly_budget_dollars) == (None, 500)
     assert stack_config("dev", monthlyBudgetDollars="").modal.monthly_budget_dollars is None
-    assert dev.modal.token_id.reveal() == PLANTED["rentagpu:modalTokenId"]
+    # CI's tokens are minted unless the fallback is set; serial 1, 90 days by default.
+    assert (dev.modal.token_id, dev.modal.token_secret) == (None, None)
+    assert (dev.modal.ci_token_serial, dev.modal.ci_token_lifetime_days) == (1, 90)
+    fallback = stack_config("dev", **FALLBACK_TOKEN).modal
+    assert fallback.token_id is not None
+    assert fallback.token_id.reveal() == PLANTED["rentagpu:modalTokenId"]
     with pytest.raises(AttributeError):
         dev.environment = "prod"  # type: ignore[misc]
 
 
 def test_config_objects_never_show_their_secrets() -> None:
-    cfg = stack_config("prod")
+    cfg = stack_config("prod", **FALLBACK_TOKEN)
     for text in (repr(cfg), str(cfg), repr(cfg.modal), f"{cfg.modal.token_secret}"):
         for value in PLANTED.values():
             assert value not in text
@@ -43,13 +51,21 @@ def test_config_objects_never_show_their_secrets() -> None:
 
 MISTAKES = [
     # (stack, overrides, key named in the message, words the message must contain)
-    ("dev", {"modalTokenId": None}, "rentagpu:modalTokenId", "must be a secret"),
     (
         "dev",
-        {"modalTokenSecret": RawValue("plain-value-123")},
+        {"modalTokenId": FALLBACK_TOKEN["modalTokenId"]},
+        "rentagpu:modalTokenSecret",
+        "set both, or neither",
+    ),
+    (
+        "dev",
+        {**FALLBACK_TOKEN, "modalTokenSecret": RawValue("plain-value-123")},
         "rentagpu:modalTokenSecret",
         "plain text",
     ),
+    ("prod", {"requiredApprovals": 0}, "rentagpu:requiredApprovals", "1-6"),
+    ("dev", {"ciTokenSerial": 0}, "rentagpu:ciTokenSerial", "1-1000000"),
+    ("dev", {"ciTokenLifetimeDays": 3}, "rentagpu:ciTokenLifetimeDays", "7-365"),
     (
         "prod",
         {"reviewers": None, "reviewerTeams": None},
@@ -139,7 +155,6 @@ MISTAKES = [
         "without --secret",
     ),
     ("dev", {"ownsAccountSingletons": "yes"}, "rentagpu:ownsAccountSingletons", "true or false"),
-    ("dev", {"modalReadTokenSecret": None}, "rentagpu:modalReadTokenSecret", "set both or neither"),
 ]
 
 
@@ -172,16 +187,18 @@ def test_the_mistake_table_covers_at_least_twelve_distinct_keys() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    raw = raw_config("prod", bucket="UPPER", reviewers=None, reviewerTeams=None, modalTokenId=None)
+    raw = raw_config(
+        "prod", bucket="UPPER", reviewers=None, reviewerTeams=None, requiredApprovals=0
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config("prod", raw)
     keys = sorted(p.split(":")[0] + ":" + p.split(":")[1] for p in caught.value.problems)
-    assert keys == ["rentagpu:bucket", "rentagpu:modalTokenId", "rentagpu:reviewers"]
+    assert keys == ["rentagpu:bucket", "rentagpu:requiredApprovals", "rentagpu:reviewers"]
 
 
 def test_a_plaintext_token_is_never_echoed_in_the_error() -> None:
     leaked = PLANTED["rentagpu:modalTokenSecret"]
-    raw = raw_config("dev", modalTokenSecret=RawValue(leaked, secret=False))
+    raw = raw_config("dev", **{**FALLBACK_TOKEN, "modalTokenSecret": RawValue(leaked)})
     with pytest.raises(ConfigError) as caught:
         parse_config("dev", raw)
     assert leaked not in str(caught.value)

@@ -12,7 +12,7 @@ import pytest
 
 from infra.core import names
 from infra.tools.plan import PROJECT_DIR, plan_document
-from tests.stacks import PLANTED, raw_config
+from tests.stacks import FALLBACK_TOKEN, PLANTED, raw_config
 
 OFFLINE_ENV = {
     "PATH": os.environ.get("PATH", ""),
@@ -53,8 +53,8 @@ def test_committed_stack_files_render_with_no_credentials(stack) -> None:
     assert set(document) == {"stack", "resources", "violations", "unset_secrets"}
     assert document["stack"] == stack
     assert document["violations"] == []
-    # committed stack files hold no secret, so the two token secrets are reported as unset
-    assert document["unset_secrets"] == ["rentagpu:modalTokenId", "rentagpu:modalTokenSecret"]
+    # committed stack files hold no secret, and none is required: CI's tokens are minted
+    assert document["unset_secrets"] == []
     types = {r["type"] for r in document["resources"]}
     assert "github:index/repositoryEnvironment:RepositoryEnvironment" in types
     assert "aws:iam/role:Role" in types
@@ -75,12 +75,12 @@ def test_text_plan_lists_every_resource_and_the_verdicts() -> None:
         assert f"+ {resource['type']}  {resource['name']}\n" in text
     assert f"{len(document['resources'])} resources:" in text
     assert "policy verdicts: all checks passed" in text
-    assert "secrets not set: rentagpu:modalTokenId, rentagpu:modalTokenSecret" in text
+    assert "secrets not set" not in text
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_planted_secrets_never_appear_in_text_or_json(stack) -> None:
-    config = pulumi_config_json(stack)
+    config = pulumi_config_json(stack, **FALLBACK_TOKEN)
     outputs = [
         run_plan("--stack", stack, "--config-json", "-", stdin=config),
         run_plan("--stack", stack, "--json", "--config-json", "-", stdin=config),
@@ -92,15 +92,19 @@ def test_planted_secrets_never_appear_in_text_or_json(stack) -> None:
     document = json.loads(outputs[1].stdout)
     assert document["unset_secrets"] == []
     secrets = [r for r in document["resources"] if r["type"].endswith("ActionsEnvironmentSecret")]
-    # the deploy token, and in prod the read-only token (in prod-readonly): all masked
+    # the deploy token, and in prod the read-only token (in prod-readonly): sealed, masked
     assert len(secrets) == (2 if stack == "dev" else 4)
-    assert {s["inputs"]["value"] for s in secrets} == {"[secret]"}
+    assert {s["inputs"]["valueEncrypted"] for s in secrets} == {"[secret]"}
+    (token,) = [r for r in document["resources"] if r["name"] == f"{stack}-ci-deploy-token-1"]
+    assert (token["inputs"]["token_id"], token["inputs"]["token_secret"]) == ("[secret]",) * 2
 
 
 def test_a_plaintext_secret_in_a_stack_file_is_refused_without_echoing_it(tmp_path) -> None:
     leaked = PLANTED["rentagpu:modalTokenSecret"]
     (tmp_path / "Pulumi.dev.yaml").write_text(
-        (PROJECT_DIR / "Pulumi.dev.yaml").read_text() + f"  rentagpu:modalTokenSecret: {leaked}\n"
+        (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+        + "  rentagpu:modalTokenId:\n    secure: v1:AAAAexampleciphertext\n"
+        + f"  rentagpu:modalTokenSecret: {leaked}\n"
     )
     document = None
     from infra.core.errors import ConfigError
@@ -116,9 +120,12 @@ def test_secure_values_in_a_stack_file_count_as_set_and_stay_masked(tmp_path) ->
     (tmp_path / "Pulumi.dev.yaml").write_text(
         (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
         + "  rentagpu:modalTokenId:\n    secure: v1:AAAAexampleciphertext\n"
+        + "  rentagpu:modalTokenSecret:\n    secure: v1:AAAAotherciphertext\n"
     )
     document = plan_document("dev", project_dir=tmp_path)
-    assert document["unset_secrets"] == ["rentagpu:modalTokenSecret"]
+    assert document["unset_secrets"] == []
+    (token,) = [r for r in document["resources"] if r["name"] == "dev-ci-deploy-token-1"]
+    assert token["inputs"]["token_secret"] == "[secret]"  # the fallback, adopted
     assert "v1:AAAA" not in json.dumps(document)
 
 

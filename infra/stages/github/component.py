@@ -8,7 +8,7 @@ The program therefore declares this stage first and makes the AWS stage depend o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -55,24 +55,7 @@ class GitHubStageArgs:
     environment: str
     is_prod: bool
     provider: github.Provider
-    modal_token_id: pulumi.Input[str]
-    modal_token_secret: pulumi.Input[str]
-    modal_read_token_id: pulumi.Input[str] | None = None
-    modal_read_token_secret: pulumi.Input[str] | None = None
-    readonly_environment: str | None = None  # prod: see AwsStageArgs.readonly_environment
-
-
-def secret_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
-    """Options for every GitHub Actions secret this project declares.
-
-    In pulumi-github 6.15.0 (terraform-provider-github v6.13.0) a changed value is an update in
-    place: the value fields lost ForceNew in v6.11.0. Only a new environment, secret name or
-    repository replaces the resource, and replacing by create-then-delete would delete the secret
-    GitHub had just stored under the same name (pulumi-github #223). The bridge already deletes
-    first for environment secrets (provider/resources.go, `DeleteBeforeReplace`); this says it for
-    repository secrets too, and makes the order visible here.
-    """
-    return pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
+    readonly_environment: str | None = None  # prod: see names.readonly_environment
 
 
 def reviewer_ids(
@@ -103,6 +86,7 @@ class GitHubStage(pulumi.ComponentResource):
         self, name: str, args: GitHubStageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(STAGE_GITHUB, name, None, opts)
+        self._provider = args.provider
         self._lookups = pulumi.InvokeOutputOptions(parent=self, provider=args.provider)
         facts = repository.lookup(args.config, args.is_prod, self._lookups)
         # Every resource names the repository through the checked facts, so none is created (not
@@ -110,14 +94,16 @@ class GitHubStage(pulumi.ComponentResource):
         self._repository = facts.apply(lambda _: args.config.repository)
         self.ids = self._subject_ids(args, facts)
         self._deploy_environment(args)
-        self._read_credentials(args)
+        self._readonly_environment(args)
+        self.ci_token_keys = self._ci_token_keys(args.environment)
         self.main_ruleset = None
+        self.workflow_permissions = None
         if args.config.owns_repository_settings:
             self._repository_settings(args)
         self.register_outputs({"environment": self.environment.environment})
 
     def _deploy_environment(self, args: GitHubStageArgs) -> None:
-        """The environment deploys run in, and the Modal deploy token as its secrets."""
+        """The environment deploys run in (its secrets come from `GitHubCiSecrets`)."""
         cfg, env = args.config, args.environment
         reviewers = None
         if args.is_prod:
@@ -131,10 +117,41 @@ class GitHubStage(pulumi.ComponentResource):
             branches=cfg.deployment_branches,
             purpose="deploy",
         )
-        tokens = (args.modal_token_id, args.modal_token_secret)
-        self.token_secrets = self._environment_secrets(
-            self.environment, env, zip(names.GITHUB_TOKEN_SECRETS, tokens, strict=True)
-        )
+        self.environments = {env: self.environment}
+
+    def _readonly_environment(self, args: GitHubStageArgs) -> None:
+        """prod's read-only CI credentials live where only workflows running from main can read
+        them, with no reviewer so the daily drift check runs unattended. They reach nothing of
+        prod that writes (README: "What each credential can touch")."""
+        self.readonly_environment = None
+        if args.readonly_environment is not None:
+            self.readonly_environment = self._environment(
+                args.readonly_environment,
+                reviewers=None,
+                prevent_self_review=False,
+                branches=("main",),
+                purpose="run",
+            )
+            self.environments[args.readonly_environment] = self.readonly_environment
+
+    def _ci_token_keys(self, env: str) -> dict[str, pulumi.Output]:
+        """GitHub's public key (`key`, `key_id`) of each place CI's Modal tokens go, to seal them
+        for. GitHub's REST docs: anyone with read access to the repository may read them."""
+        keys: dict[str, pulumi.Output] = {}
+        for purpose in names.CI_TOKEN_ROLES:
+            location, _ = names.ci_token_location(env, purpose)
+            if location is None:
+                keys[purpose] = github.get_actions_public_key_output(
+                    repository=self._repository, opts=self._lookups
+                )
+            else:
+                keys[purpose] = github.get_actions_environment_public_key_output(
+                    # Through the environment's output: its key exists once it does.
+                    environment=self.environments[location].environment,
+                    repository=self._repository,
+                    opts=self._lookups,
+                )
+        return keys
 
     def _subject_ids(
         self, args: GitHubStageArgs, facts: pulumi.Output[repository.RepositoryFacts]
@@ -166,41 +183,6 @@ class GitHubStage(pulumi.ComponentResource):
             checked
         )
 
-    def _read_credentials(self, args: GitHubStageArgs) -> None:
-        """The read-only Modal token of previews and drift checks, where only they can read it."""
-        env = args.environment
-        values = (args.modal_read_token_id, args.modal_read_token_secret)
-        read_tokens = []
-        if None not in values:
-            read_tokens = list(zip(names.read_token_secrets(env), values, strict=True))
-        self.readonly_environment = None
-        if args.readonly_environment is not None:
-            # Read credentials can decrypt the stack's config (its Modal deploy token included),
-            # so they live where only workflows running from main can read them.
-            self.readonly_environment = self._environment(
-                args.readonly_environment,
-                reviewers=None,
-                prevent_self_review=False,
-                branches=("main",),
-                purpose="run",
-            )
-            self.read_token_secrets = self._environment_secrets(
-                self.readonly_environment, args.readonly_environment, read_tokens
-            )
-            return
-        # dev: PR previews run without an environment, so these are repository secrets, named
-        # per stack so each has one owner.
-        self.read_token_secrets = [
-            github.ActionsSecret(
-                names.github_secret_resource(env, secret_name),
-                repository=self._repository,
-                secret_name=secret_name,
-                value=pulumi.Output.secret(value),
-                opts=secret_options(self),
-            )
-            for secret_name, value in read_tokens
-        ]
-
     def _repository_settings(self, args: GitHubStageArgs) -> None:
         """Repository-wide settings, declared by the one stack that owns them (the variables the
         workflows read are `GitHubCiVariables`')."""
@@ -215,6 +197,18 @@ class GitHubStage(pulumi.ComponentResource):
             rules=main_ruleset_rules(args.config.required_approvals),
             # No bypass actors: not even admins merge to main without a pull request.
             bypass_actors=[],
+            opts=child,
+        )
+        # Workflows get a read-only job token unless they ask for more, and can never approve a
+        # pull request: with approval allowed, PR code holding `pull-requests: write` (the
+        # preview's comment) could approve itself and satisfy main's review rule. GitHub's
+        # "Workflow permissions" setting; the TF provider sends both fields on every write
+        # (resource_github_workflow_repository_permissions.go), so both are stated.
+        self.workflow_permissions = github.WorkflowRepositoryPermissions(
+            "workflow-permissions",
+            repository=self._repository,
+            default_workflow_permissions="read",
+            can_approve_pull_request_reviews=False,
             opts=child,
         )
 
@@ -252,23 +246,3 @@ class GitHubStage(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[environment]),
             )
         return environment
-
-    def _environment_secrets(
-        self,
-        environment: github.RepositoryEnvironment,
-        name: str,
-        secrets: Iterable[tuple[str, pulumi.Input[str]]],
-    ) -> list[pulumi.CustomResource]:
-        return [
-            github.ActionsEnvironmentSecret(
-                names.github_secret_resource(name, secret_name),
-                repository=self._repository,
-                environment=environment.environment,
-                secret_name=secret_name,
-                value=pulumi.Output.secret(value),
-                opts=pulumi.ResourceOptions.merge(
-                    secret_options(self), pulumi.ResourceOptions(depends_on=[environment])
-                ),
-            )
-            for secret_name, value in secrets
-        ]

@@ -1,7 +1,8 @@
 """The ruleset that protects `main`, built from config alone (the owner stack declares it).
 
 Every merge to main deploys dev at once and is what prod deploys from, so main takes a reviewed
-pull request that passed CI, with no force push, no deletion and no bypass, not even by admins.
+pull request that passed CI, approved by a code owner (`.github/CODEOWNERS`), with no force push,
+no deletion and no bypass, not even by admins.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main_ruleset_rules(required_approvals: int) -> github.RepositoryRulesetRules
         non_fast_forward=True,
         pull_request=github.RepositoryRulesetRulesPullRequestArgs(
             required_approving_review_count=required_approvals,
+            # .github/CODEOWNERS names who must approve changes to the program, the app, the
+            # workflows and the stack files; their review is required on top of the count.
+            require_code_owner_review=True,
             dismiss_stale_reviews_on_push=True,
             require_last_push_approval=required_approvals > 0,
             required_review_thread_resolution=True,

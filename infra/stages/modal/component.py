@@ -7,7 +7,9 @@ Its key names come from `modal_app.contract`, which the app reads them with too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -15,6 +17,7 @@ from infra.core import names
 from infra.core.config import StackConfig
 from infra.core.resource_types import STAGE_MODAL
 from infra.modal_hook.budget import ModalBudget, ModalBudgetArgs
+from infra.modal_hook.ci_token import ModalCiToken, ModalCiTokenArgs
 from infra.modal_hook.environment import ModalEnvironment, ModalEnvironmentArgs
 from infra.modal_hook.secret import ModalSecret, ModalSecretArgs
 from modal_app import contract
@@ -23,6 +26,9 @@ from modal_app import contract
 @dataclass(frozen=True)
 class ModalStageArgs:
     config: StackConfig
+    # GitHub's public key of where each CI token goes, by purpose (an invoke result with `key`
+    # and `key_id`).
+    ci_token_keys: Mapping[str, pulumi.Output[Any]]
     runtime_role_arn: pulumi.Input[str] | None = None  # OIDC mode
     access_key_id: pulumi.Input[str] | None = None  # access-key mode
     secret_access_key: pulumi.Input[str] | None = None  # access-key mode
@@ -49,9 +55,35 @@ def runtime_secret_values(args: ModalStageArgs) -> dict[str, pulumi.Input[str]]:
     return values
 
 
+def ci_token_args(
+    cfg: StackConfig, purpose: str, environment_name: pulumi.Input[str], key: pulumi.Output[Any]
+) -> ModalCiTokenArgs:
+    """CI's token of `purpose`: minted under a serial-numbered name, or, for the deploy token
+    only, the one `rentagpu:modalTokenId`/`modalTokenSecret` supply (the fallback)."""
+    modal = cfg.modal
+    adopted = purpose == "deploy" and modal.token_id is not None and modal.token_secret is not None
+    common = {
+        "environment_name": environment_name,
+        "role": names.CI_TOKEN_ROLES[purpose],
+        "lifetime_days": modal.ci_token_lifetime_days,
+        "public_key": key.key,
+        "key_id": key.key_id,
+    }
+    if adopted:
+        assert modal.token_id is not None and modal.token_secret is not None
+        return ModalCiTokenArgs(
+            **common,
+            token_id=pulumi.Output.secret(modal.token_id.reveal()),
+            token_secret=pulumi.Output.secret(modal.token_secret.reveal()),
+        )
+    name = names.ci_service_user(cfg.environment, purpose, modal.ci_token_serial)
+    return ModalCiTokenArgs(**common, service_user_name=name)
+
+
 class ModalStage(pulumi.ComponentResource):
     environment: ModalEnvironment
     budget: ModalBudget | None
+    ci_tokens: dict[str, ModalCiToken]
     runtime_secret: ModalSecret
 
     def __init__(
@@ -76,6 +108,15 @@ class ModalStage(pulumi.ComponentResource):
                 budget,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # After the environment (its name is their input), each in the one role its purpose needs.
+        self.ci_tokens = {
+            purpose: ModalCiToken(
+                names.ci_token_resource(env, purpose, cfg.modal.ci_token_serial),
+                ci_token_args(cfg, purpose, self.environment.environment_name, key),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for purpose, key in args.ci_token_keys.items()
+        }
         self.runtime_secret = ModalSecret(
             names.modal_runtime_secret_resource(env),
             ModalSecretArgs(

@@ -58,10 +58,8 @@ def _action(operation: str) -> str:
 
 
 def stack_roles(scope: AuditScope) -> list[str]:
-    """The purposes of the stack's roles (infra/stages/aws/component.py)."""
-    purposes = ["deploy", "drift"]
-    if names.readonly_environment(scope.environment) is None:
-        purposes.append("preview")
+    """The purposes of the stack's roles: its CI roles, and the runtime role in OIDC mode."""
+    purposes = list(names.ci_role_contexts(scope.environment))
     if scope.config.aws.auth_mode == contract.OIDC:
         purposes.append("runtime")
     return purposes

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from infra.core.config import expected_service_users
 from infra.tools.audit.findings import Activity, AuditScope, Finding, Severity, SourceResult, day
 
 SYSTEM = "modal"
@@ -107,7 +108,7 @@ class LogEntry:
 
 def ci_service_users(scope: AuditScope) -> frozenset[str]:
     return frozenset(
-        name for name, role in scope.config.modal.service_user_roles if role == "contributor"
+        name for name, role in expected_service_users(scope.config).items() if role == "contributor"
     )
 
 

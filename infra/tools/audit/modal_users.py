@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 
+from infra.core.config import expected_service_users
 from infra.core.secrets import mask_id
 from infra.tools.audit.findings import (
     AuditScope,
@@ -51,7 +52,7 @@ def _unused(
 
 def service_user_findings(scope: AuditScope, users, environment_id: str) -> SourceResult:
     result = SourceResult()
-    configured = dict(scope.config.modal.service_user_roles)
+    configured = expected_service_users(scope.config)
     by_name = {user.name: user for user in users}
     stack, env = scope.stack, scope.environment
     for name, role in sorted(configured.items()):
@@ -64,8 +65,9 @@ def service_user_findings(scope: AuditScope, users, environment_id: str) -> Sour
                     "modal-service-user-missing",
                     Severity.HIGH,
                     subject,
-                    f"is in modalServiceUserRoles ({role}) but not in the workspace: CI holding "
-                    "its token cannot work, and `pulumi up` cannot grant its role",
+                    f"should hold {role} (modalServiceUserRoles, or CI's minted token) but is not "
+                    "in the workspace: CI holding its token cannot work; `pulumi up` grants "
+                    "configured roles and mints CI's tokens again",
                     _LIST_USERS,
                 )
             )
@@ -101,7 +103,8 @@ def service_user_findings(scope: AuditScope, users, environment_id: str) -> Sour
                 "modal-service-user-unexpected",
                 severity,
                 f"service user '{user.name}'",
-                f"holds role {actual} in `{env}` but is not in modalServiceUserRoles",
+                f"holds role {actual} in `{env}` but is neither in modalServiceUserRoles nor one of "
+                "CI's minted service users",
                 f"modal environment roles update {env} {user.name} --role no-access "
                 "--service-user  # or add it to modalServiceUserRoles",
             )

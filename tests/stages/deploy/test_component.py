@@ -36,6 +36,8 @@ def test_a_failed_smoke_job_fails_the_up_and_leaves_the_stack_ready_to_retry(
     assert set(engine.state) == {
         "prod-modal-environment",
         "prod-modal-budget",
+        "prod-ci-deploy-token-1",
+        "prod-ci-read-token-1",
         "prod-modal-runtime-secret",
     }
 

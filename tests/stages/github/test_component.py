@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-import pulumi
 import pytest
 
-from infra.stages.github import component as github_stage
+from infra.core import resource_types as types
 from infra.stages.github import ruleset
 from infra.tools.offline import RecordingMocks, render, stable_id
-from tests.stacks import PLANTED, stack_config
+from tests.stacks import stack_config
 
 ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
 BRANCH_POLICY = (
@@ -73,30 +72,9 @@ def test_dev_can_admit_extra_branches() -> None:
     assert patterns == ["feature/*", "main"]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_modal_tokens_are_environment_secrets_marked_secret(renderings, stack) -> None:
-    secrets = {
-        s.inputs["secretName"]: s
-        for s in renderings[stack].of_type(ENV_SECRET)
-        if s.inputs["environment"] == stack
-    }
-    assert set(secrets) == {"MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"}
-    for name, key in (
-        ("MODAL_TOKEN_ID", "rentagpu:modalTokenId"),
-        ("MODAL_TOKEN_SECRET", "rentagpu:modalTokenSecret"),
-    ):
-        secret = secrets[name]
-        assert secret.inputs["environment"] == stack
-        assert secret.secret_paths == ("value",)
-        assert secret.inputs["value"] == "[secret]"
-        assert secret.raw_inputs["value"] == PLANTED[key]
-        # deprecated fields that bypass the secret handling are not used
-        assert "plaintextValue" not in secret.inputs and "encryptedValue" not in secret.inputs
-
-
 def test_prod_read_credentials_live_in_a_main_only_environment(renderings) -> None:
-    """They can decrypt prod's config, which holds prod's Modal deploy token: no branch, and so no
-    pull request, may read them."""
+    """Drift checks and audits of prod run there, from main only and unattended; what they hold
+    reaches nothing of prod that writes (tests/tools/access)."""
     prod = renderings["prod"]
     env = prod.one(ENVIRONMENT, "prod-readonly-environment")
     assert env.inputs["environment"] == "prod-readonly"
@@ -113,15 +91,11 @@ def test_prod_read_credentials_live_in_a_main_only_environment(renderings) -> No
     ]
     assert policies == ["main"]
     secrets = {
-        s.inputs["secretName"]: s
+        s.inputs["secretName"]
         for s in prod.of_type(ENV_SECRET)
         if s.inputs["environment"] == "prod-readonly"
     }
-    assert set(secrets) == {"MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET"}
-    assert (
-        secrets["MODAL_READ_TOKEN_ID"].raw_inputs["value"] == PLANTED["rentagpu:modalReadTokenId"]
-    )
-    assert all(s.secret_paths == ("value",) for s in secrets.values())
+    assert secrets == {"MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET"}
     # no secret of prod's is readable at repository level; its variables name no credential
     assert prod.of_type(REPO_SECRET) == []
     assert sorted(v.inputs["variableName"] for v in prod.of_type(REPO_VARIABLE)) == [
@@ -130,30 +104,6 @@ def test_prod_read_credentials_live_in_a_main_only_environment(renderings) -> No
         "RENTAGPU_PROD_PREVIEW_ROLE_ARN",
     ]
     assert not [r for r in renderings["dev"].resources if "readonly" in r.name]
-
-
-def test_read_only_tokens_are_per_stack_repository_secrets(renderings) -> None:
-    names = sorted(s.inputs["secretName"] for s in renderings["dev"].of_type(REPO_SECRET))
-    assert names == ["RENTAGPU_DEV_MODAL_READ_TOKEN_ID", "RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET"]
-    assert all(s.secret_paths == ("value",) for s in renderings["dev"].of_type(REPO_SECRET))
-    without = render(stack_config("dev", modalReadTokenId=None, modalReadTokenSecret=None))
-    assert without.of_type(REPO_SECRET) == []
-
-
-def test_every_actions_secret_is_deleted_before_it_is_replaced(monkeypatch) -> None:
-    """Create-then-delete of a secret with the same id ends with no secret (pulumi-github #223)."""
-    seen: list[pulumi.ResourceOptions] = []
-    for attribute in ("ActionsEnvironmentSecret", "ActionsSecret"):
-        original = getattr(github_stage.github, attribute)
-
-        def recording(*args, _original=original, **kwargs):
-            seen.append(kwargs["opts"])
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(github_stage.github, attribute, recording)
-    render(stack_config("prod"))
-    assert len(seen) == 4
-    assert all(opts.delete_before_replace is True for opts in seen)
 
 
 def test_repository_wide_settings_belong_to_the_owner_stack_only(renderings) -> None:
@@ -174,7 +124,59 @@ def test_repository_wide_settings_belong_to_the_owner_stack_only(renderings) -> 
     rules = ruleset.inputs["rules"]
     assert rules["deletion"] is True and rules["nonFastForward"] is True
     assert rules["pullRequest"]["requiredApprovingReviewCount"] == 1
+    assert rules["pullRequest"]["requireCodeOwnerReview"] is True
     assert ruleset.inputs.get("bypassActors") in (None, [])
+
+
+def test_workflows_can_never_approve_a_pull_request(renderings) -> None:
+    """With approval allowed, PR code holding `pull-requests: write` (the preview's comment) could
+    approve its own pull request. Both fields are set: the provider sends both on every write and
+    an unset default is sent as "" (terraform-provider-github
+    resource_github_workflow_repository_permissions.go)."""
+    permissions = renderings["prod"].one(types.GITHUB_WORKFLOW_PERMISSIONS)
+    assert permissions.inputs == {
+        "repository": "rentagpu",
+        "canApprovePullRequestReviews": False,
+        "defaultWorkflowPermissions": "read",
+    }
+    assert renderings["dev"].of_type(types.GITHUB_WORKFLOW_PERMISSIONS) == []
+
+
+def test_codeowners_cover_the_program_the_app_the_workflows_and_the_stacks() -> None:
+    """The ruleset requires a code owner's review; that means something only for paths CODEOWNERS
+    names. GitHub uses the last matching line (docs.github.com, "About code owners")."""
+    from fnmatch import fnmatch
+
+    from infra.tools.plan import PROJECT_DIR
+
+    lines = [
+        line.split()
+        for line in (PROJECT_DIR / ".github/CODEOWNERS").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def owners(path: str) -> list[str]:
+        found: list[str] = []
+        for pattern, *who in lines:
+            anchored = pattern.lstrip("/")
+            if anchored.endswith("/"):
+                matches = path.startswith(anchored)
+            else:
+                matches = fnmatch(path, anchored) or fnmatch(path.rsplit("/", 1)[-1], anchored)
+            if matches:
+                found = who
+        return found
+
+    for path in (
+        "infra/stages/aws/iam.py",
+        "modal_app/app.py",
+        ".github/workflows/deploy.yml",
+        ".github/CODEOWNERS",
+        "Pulumi.yaml",
+        "Pulumi.prod.yaml",
+        "requirements.txt",
+    ):
+        assert owners(path), f"{path} has no code owner"
 
 
 def test_exactly_one_committed_stack_owns_repository_settings() -> None:

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from infra.core import names
 from tests.fakes.aws_fixtures import MotoServer
-from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
+from tests.fakes.modal_fixtures import FakeModal
 from tests.tools.audit.support import DAY, AwsStack
 
 
@@ -32,16 +33,30 @@ def aws_stack(
         built.delete()
 
 
+def ci_user(environment: str, purpose: str = "deploy") -> str:
+    """The service user `pulumi up` mints for CI (serial 1, the default)."""
+    return names.ci_service_user(environment, purpose, 1)
+
+
+def mint(modal: FakeModal, environment: str) -> None:
+    """CI's two service users of `environment` as `pulumi up` leaves them: scoped, one role each,
+    their tokens expiring in 90 days and used yesterday."""
+    for purpose, role in names.CI_TOKEN_ROLES.items():
+        name = ci_user(environment, purpose)
+        modal.state.add_service_user(name, scoped=True)
+        modal.state.set_role(environment, name, role)
+        token_id, _ = modal.server.add_token(name, kind="service_user")
+        times = modal.state.token_times[token_id]
+        times.last_used_at = time.time() - DAY
+        times.expires_at = time.time() + 80 * DAY
+
+
 @pytest.fixture
 def workspace(fake_modal: FakeModal) -> FakeModal:
-    """dev and prod as `pulumi up` leaves them: the CI service user a scoped contributor in both,
-    with a token used yesterday."""
+    """dev and prod as `pulumi up` leaves them: each with CI's own minted service users."""
     state = fake_modal.state
     state.add_environment("dev")
     state.add_environment("prod", restricted=True)
     for env in ("dev", "prod"):
-        state.set_role(env, CI_SERVICE_USER, "contributor")
-    state.principal_named(CI_SERVICE_USER, "service_user").scoped = True
-    token_id, _ = fake_modal.server.add_token(CI_SERVICE_USER, kind="service_user")
-    state.token_times[token_id].last_used_at = time.time() - DAY
+        mint(fake_modal, env)
     return fake_modal

@@ -36,7 +36,7 @@ def test_audit_aws_roles_in_use_are_clean_and_their_last_use_is_listed(aws_stack
     result = _audit(stack)
     assert result.findings == [] and result.not_checked == []
     lines = [a.text for a in result.activity]
-    assert len(lines) == 3  # prod: deploy, drift, runtime (no PR preview role)
+    assert len(lines) == 4  # prod: deploy, preview, drift, runtime
     assert all(f"last used {now_utc():%Y-%m-%d}" in line for line in lines)
 
 
@@ -57,7 +57,7 @@ def test_audit_aws_a_role_never_used_is_reported_once_it_is_old(aws_stack) -> No
     stack.create()
     assert _audit(stack).findings == []  # new and unused: nothing yet
     result = _audit(stack, days_later=100)
-    assert kinds(result.findings) == ["aws-role-unused"] * 3
+    assert kinds(result.findings) == ["aws-role-unused"] * 4
     assert "never used since it was created 100 days ago" in result.findings[0].detail
 
 

@@ -25,24 +25,22 @@ from infra.tools.audit.findings import (
 from infra.tools.audit.render import render_json, render_markdown
 from infra.tools.cli import main
 from tests.fakes.github_api import FakeGitHub
-from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
+from tests.fakes.modal_fixtures import FakeModal
 from tests.fakes.modal_rpc_audit import FakeAuditEvent, add_audit_event
 from tests.stacks import PLANTED
+from tests.tools.audit.conftest import ci_user, mint
 from tests.tools.audit.support import DAY, iso, scope_for
 
-COMMITTED_CI_USER = "ci-deployer"  # modalServiceUserRoles in Pulumi.prod.yaml
+COMMITTED_CI_USER = ci_user("prod")  # CI's minted deploy service user of the committed prod
 
 
 @pytest.fixture
 def prod_clean(fake_modal: FakeModal, fake_github: FakeGitHub, aws_stack, monkeypatch):
-    """The committed prod stack (example-org/rentagpu, service user ci-deployer) in a clean state in
-    all three systems, and the environment pointing at them (MODAL_* the owner's token)."""
+    """The committed prod stack (example-org/rentagpu, CI's minted service users) in a clean state
+    in all three systems, and the environment pointing at them (MODAL_* the owner's token)."""
     state = fake_modal.state
     state.add_environment("prod", restricted=True)
-    state.add_service_user(COMMITTED_CI_USER).scoped = True
-    state.set_role("prod", COMMITTED_CI_USER, "contributor")
-    token_id, _ = fake_modal.server.add_token(COMMITTED_CI_USER, kind="service_user")
-    state.token_times[token_id].last_used_at = time.time() - DAY
+    mint(fake_modal, "prod")
     fake_modal.use(monkeypatch)
     github = fake_github.state
     github.owner = "example-org"
@@ -53,7 +51,7 @@ def prod_clean(fake_modal: FakeModal, fake_github: FakeGitHub, aws_stack, monkey
         monkeypatch.setenv(name, value)
     aws = aws_stack("prod")
     aws.create()
-    for purpose in ("deploy", "drift", "runtime"):
+    for purpose in ("deploy", "preview", "drift", "runtime"):
         aws.use_role(purpose)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.moto.endpoint_url)
     return fake_modal, fake_github, aws
@@ -205,7 +203,7 @@ def test_audit_command_no_secret_reaches_the_output_or_the_log(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA" + "Z" * 16)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-" + "8" * 30)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens
-    scope = scope_for("prod", now=_now(), modalServiceUserRoles={CI_SERVICE_USER: "contributor"})
+    scope = scope_for("prod", now=_now())
     report = run_audit(scope, environ)
     assert {f.kind for f in report.findings} >= {
         "modal-change-by-other-actor",

@@ -12,16 +12,16 @@ from grpclib import Status
 from infra.tools.audit.findings import AuditScope, Severity
 from infra.tools.audit.modal import modal_source
 from infra.tools.audit.modal_log import SENSITIVE_ACTIONS, Known
-from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
+from tests.fakes.modal_fixtures import FakeModal
 from tests.fakes.modal_rpc_audit import PAGE_SIZE, FakeAuditEvent, add_audit_event
 from tests.stacks import stack_config
+from tests.tools.audit.conftest import ci_user
 from tests.tools.audit.support import DAY, kinds
 
-ROLES = {CI_SERVICE_USER: "contributor"}
+CI_SERVICE_USER = ci_user("prod")  # CI's minted deploy service user of prod
 
 
 def _scope(stack: str, since: int = 7, **config: object) -> AuditScope:
-    config.setdefault("modalServiceUserRoles", ROLES)
     now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
     return AuditScope(stack_config(stack, **config), now, since, 90)
 
@@ -74,7 +74,7 @@ def test_audit_modal_a_person_changing_the_runtime_secret_is_a_finding(
     assert finding.kind == "modal-change-by-other-actor" and finding.severity is severity
     assert finding.subject == f"`secret.update` by user 'alice' in `{stack}`"
     assert "2 times" in finding.detail and "secret st-runtime" in finding.detail
-    assert f"only CI ('{CI_SERVICE_USER}')" in finding.detail
+    assert f"only CI ('{ci_user(stack)}')" in finding.detail
     assert finding.command == f"pulumi refresh --stack {stack} --preview-only --expect-no-changes"
 
 
@@ -148,7 +148,7 @@ def _user(modal: FakeModal, name: str):
 
 
 def test_audit_modal_a_configured_service_user_that_does_not_exist(workspace: FakeModal) -> None:
-    scope = _scope("prod", modalServiceUserRoles={**ROLES, "rentagpu-read": "viewer"})
+    scope = _scope("prod", modalServiceUserRoles={"rentagpu-read": "viewer"})
     (finding,) = _audit(workspace, scope).findings
     assert (finding.kind, finding.severity) == ("modal-service-user-missing", Severity.HIGH)
     assert finding.subject == "service user 'rentagpu-read'"
