@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from infra.policies.approvals import check_main_requires_approval
+from infra.policies.arn_wildcards import check_arn_names_exact
+from infra.policies.escalation import check_no_privilege_escalation
 from infra.policies.github_environments import (
     check_prod_deploys_from_main_only,
     check_prod_environment,
@@ -53,6 +56,23 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
         check_no_wildcards,
     ),
     ResourcePolicy(
+        "iam-no-privilege-escalation",
+        "No IAM or bucket policy Allow grants a privilege-escalation action (iam:Put*Policy, "
+        "iam:Attach*Policy, iam:PassRole, iam:CreateAccessKey, sts:AssumeRole*, "
+        "s3:PutBucketPolicy...; wildcards and NotAction count) on anything but the exact ARN the "
+        "design allows: iam:PutRolePolicy on the stack's runtime role, iam:PutUserPolicy on its "
+        "runtime user.",
+        "mandatory",
+        check_no_privilege_escalation,
+    ),
+    ResourcePolicy(
+        "iam-arns-name-exact-resources",
+        "No Allow names an ARN whose account or resource name (an S3 bucket name) is a wildcard; "
+        "an S3 object key after a literal bucket may be.",
+        "mandatory",
+        check_arn_names_exact,
+    ),
+    ResourcePolicy(
         "runtime-cannot-escalate",
         "The GPU app's role/user is bounded, has only its inline policy, and can never call IAM "
         "or STS.",
@@ -71,6 +91,13 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
         "The prod Modal environment is restricted.",
         "mandatory",
         check_modal_prod_restricted,
+    ),
+    ResourcePolicy(
+        "main-requires-approval",
+        "The owner stack's ruleset on main requires at least one approving review "
+        "(rentagpu:requiredApprovals >= 1).",
+        "mandatory",
+        check_main_requires_approval,
     ),
 )
 
