@@ -203,3 +203,31 @@ def allow(actions: object, resources: object, **extra: object) -> dict:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources, **extra}],
     }
+
+
+# The deploy policy the security review of issue 10 found the pack passing ("The policy pack passes
+# a deploy policy with `iam:Put*`, `iam:Pass*`, `sts:Assume*` on `arn:aws:iam::*:role/*` and
+# `s3:*Object` on `arn:aws:s3:::*/*`"), verbatim.
+ISSUE_WEAKENED_DEPLOY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["iam:Put*", "iam:Pass*", "sts:Assume*"],
+            "Resource": "arn:aws:iam::*:role/*",
+        },
+        {"Effect": "Allow", "Action": "s3:*Object", "Resource": "arn:aws:s3:::*/*"},
+    ],
+}
+ISSUE_WEAKENED_GRANTS = ("iam:Put*", "iam:Pass*", "sts:Assume*", "s3:*Object")
+
+
+def check_every_policy(
+    typ: str, props: dict, ctx: PolicyContext | None = None
+) -> list[tuple[str, str]]:
+    """(policy, message) from every resource policy of the pack for one resource."""
+    reported = []
+    for name, policy in pack_policies(ctx or context("prod")).items():
+        if isinstance(policy, ResourceValidationPolicy):
+            reported += [(name, message) for message in validate_resource(policy, typ, props)]
+    return reported

@@ -16,13 +16,19 @@ from collections.abc import Callable
 
 import pytest
 
+from infra.core import names
 from infra.policies.checklist import RESOURCE_POLICIES
 from infra.stages.aws import iam
 from infra.tools import plan
 from infra.tools.offline import Rendering, render
 from infra.tools.plan import evaluate, evaluate_stacks
 from infra.tools.plan import resource_view as view
-from tests.policies.support import context, run_pack
+from tests.policies.support import (
+    ISSUE_WEAKENED_DEPLOY_POLICY,
+    ISSUE_WEAKENED_GRANTS,
+    context,
+    run_pack,
+)
 from tests.stacks import stack_config
 
 Verdicts = set[tuple[str, str, str]]
@@ -249,3 +255,92 @@ def test_the_offline_plan_reports_and_fails_on_a_weakened_builder(monkeypatch, c
     assert [(v["policy"], v["resource"], v["level"]) for v in document["violations"]] == [
         ("iam-no-wildcards", "prod-runtime-role-s3", "mandatory")
     ]
+
+
+# Least privilege: escalation, wildcard names, approvals (issue 10, outcome 5).
+
+
+def issue_policy_text() -> str:
+    return json.dumps(ISSUE_WEAKENED_DEPLOY_POLICY, indent=2, sort_keys=True)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_escalation_in_the_issue_s_deploy_policy_is_caught_in_a_rendered_stack(
+    renderings, stack
+) -> None:
+    name = f"{stack}-deploy-role-policy"
+    weak = weaken(renderings[stack], name, lambda raw: raw.update(policy=issue_policy_text()))
+    found = verdicts(weak)
+    assert {(p, r) for p, r, _ in found} == {
+        ("iam-no-privilege-escalation", name),
+        ("iam-arns-name-exact-resources", name),
+    }
+    messages = " ".join(message for _, _, message in found)
+    assert all(f"allows {grant}" in messages for grant in ISSUE_WEAKENED_GRANTS)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_escalation_check_passes_both_rendered_stacks_in_access_key_mode(stack) -> None:
+    # OIDC mode is test_the_rendered_stack_passes_the_pack; here the deploy role also manages the
+    # runtime user's inline policy, the second allowance
+    rendering = render(stack_config(stack, awsAuth="access-key"))
+    (deploy,) = [r for r in rendering.resources if r.name == f"{stack}-deploy-role-policy"]
+    document = json.loads(deploy.raw_inputs["policy"])
+    user = names.iam_arn("123456789012", stack, "user", names.runtime_user_name(stack))
+    assert any(
+        "iam:PutUserPolicy" in s["Action"] and s["Resource"] == [user]
+        for s in document["Statement"]
+    )
+    assert verdicts(rendering) == set()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "arn:aws:iam::123456789012:role/rentagpu/prod/rentagpu-prod-deploy",  # CI's own role
+        "arn:aws:iam::123456789012:role/rentagpu/prod/rentagpu-prod-drift",
+        "arn:aws:iam::*:role/rentagpu/prod/rentagpu-prod-runtime",  # any account
+        "arn:aws:iam::123456789012:role/rentagpu-prod-runtime",  # outside the stack's path
+    ],
+)
+def test_escalation_to_another_role_than_the_runtime_s_is_caught(renderings, target) -> None:
+    def retarget(policy: dict) -> None:
+        (statement,) = [s for s in policy["Statement"] if s["Sid"] == "ManageRuntimeRolePolicy"]
+        runtime = names.iam_arn("123456789012", "prod", "role", "rentagpu-prod-runtime")
+        assert statement["Resource"] == [runtime]  # what passes: the exact runtime role
+        statement["Resource"] = [target]
+
+    weak = weaken(
+        renderings["prod"],
+        "prod-deploy-role-policy",
+        lambda raw: raw.update(policy=edit_json(raw["policy"], retarget)),
+    )
+    found = verdicts(weak)
+    expected = {("iam-no-privilege-escalation", "prod-deploy-role-policy")}
+    if "*" in target:
+        expected.add(("iam-arns-name-exact-resources", "prod-deploy-role-policy"))
+    assert {(p, r) for p, r, _ in found} == expected
+    assert any(f"allows iam:PutRolePolicy on {target}" in m for _, _, m in found)
+
+
+def test_the_owner_stack_with_zero_required_approvals_is_caught() -> None:
+    rendering = render(stack_config("prod", requiredApprovals=0))
+    found = verdicts(rendering)
+    assert {(p, r) for p, r, _ in found} == {("main-requires-approval", "main-ruleset")}
+    ((_, _, message),) = found
+    assert "requires 0 approving reviews" in message
+    assert "set rentagpu:requiredApprovals to at least 1" in message
+
+
+def test_the_owner_stack_with_one_required_approval_passes(renderings) -> None:
+    rendering = renderings["prod"]  # the default: 1
+    (ruleset,) = rendering.of_type("github:index/repositoryRuleset:RepositoryRuleset")
+    assert ruleset.raw_inputs["rules"]["pullRequest"]["requiredApprovingReviewCount"] == 1
+    assert verdicts(rendering) == set()
+
+
+def test_zero_required_approvals_outside_the_owner_stack_declares_no_ruleset() -> None:
+    # the key only shapes the owner's ruleset; dev declares none, so there is nothing to weaken
+    rendering = render(stack_config("dev", requiredApprovals=0))
+    assert not rendering.of_type("github:index/repositoryRuleset:RepositoryRuleset")
+    assert verdicts(rendering) == set()
