@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from infra.core import names
+from infra.core.errors import ConfigError
 from infra.policies.checklist import RESOURCE_POLICIES
 from infra.stages.aws import iam
 from infra.tools import plan
@@ -323,8 +324,16 @@ def test_escalation_to_another_role_than_the_runtime_s_is_caught(renderings, tar
     assert any(f"allows iam:PutRolePolicy on {target}" in m for _, _, m in found)
 
 
-def test_the_owner_stack_with_zero_required_approvals_is_caught() -> None:
-    rendering = render(stack_config("prod", requiredApprovals=0))
+def test_the_owner_stack_with_zero_required_approvals_is_caught(renderings) -> None:
+    """Config refuses 0 first (rentagpu:requiredApprovals is 1-6); the pack is the second line,
+    for a ruleset the program would render some other way."""
+    with pytest.raises(ConfigError, match="rentagpu:requiredApprovals"):
+        stack_config("prod", requiredApprovals=0)
+
+    def no_approvals(raw: dict) -> None:
+        raw["rules"]["pullRequest"]["requiredApprovingReviewCount"] = 0
+
+    rendering = weaken(renderings["prod"], "main-ruleset", no_approvals)
     found = verdicts(rendering)
     assert {(p, r) for p, r, _ in found} == {("main-requires-approval", "main-ruleset")}
     ((_, _, message),) = found
@@ -336,11 +345,4 @@ def test_the_owner_stack_with_one_required_approval_passes(renderings) -> None:
     rendering = renderings["prod"]  # the default: 1
     (ruleset,) = rendering.of_type("github:index/repositoryRuleset:RepositoryRuleset")
     assert ruleset.raw_inputs["rules"]["pullRequest"]["requiredApprovingReviewCount"] == 1
-    assert verdicts(rendering) == set()
-
-
-def test_zero_required_approvals_outside_the_owner_stack_declares_no_ruleset() -> None:
-    # the key only shapes the owner's ruleset; dev declares none, so there is nothing to weaken
-    rendering = render(stack_config("dev", requiredApprovals=0))
-    assert not rendering.of_type("github:index/repositoryRuleset:RepositoryRuleset")
     assert verdicts(rendering) == set()
