@@ -23,6 +23,14 @@ GITHUB_TOKEN_SECRETS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
 GITHUB_READ_TOKEN_SECRETS = ("MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET")
 # CI's Modal tokens, one per purpose, and the one role each holds in its stack's environment.
 CI_TOKEN_ROLES = {"deploy": "contributor", "read": "viewer"}
+# Secrets a person sets in GitHub (the program never sees them). A Pulumi backend token: in a
+# stack's deployment environment it writes that stack; in its read-only environment it reads it.
+PULUMI_TOKEN_SECRET = "PULUMI_ACCESS_TOKEN"
+# The read-only GitHub token every job that runs the program uses for its lookups (repository).
+GITHUB_READ_TOKEN_SECRET = "RENTAGPU_GITHUB_READ_TOKEN"
+# The admin's GitHub token, for `pulumi up` of the governance plane from the admin's own shell. No
+# workflow may hold it (README: "Two planes of authority"); named so a copy in one is recognised.
+GITHUB_ADMIN_TOKEN_SECRET = "PULUMI_GITHUB_TOKEN"
 # Defined by the app, which reads it in its containers; the program writes it.
 RUNTIME_SECRET_NAME = contract.SECRET_NAME
 
@@ -67,6 +75,12 @@ def ci_token_location(environment: str, purpose: str) -> tuple[str | None, tuple
     if purpose == "deploy":
         return environment, GITHUB_TOKEN_SECRETS
     return readonly_environment(environment), read_token_secrets(environment)
+
+
+def pulumi_read_token_secret(environment: str) -> str:
+    """The repository secret holding a Pulumi token that can only read the stack, for previews
+    of pull requests (which run without an environment)."""
+    return repository_name(environment, "PULUMI_READ_TOKEN")
 
 
 def iam_path(environment: str) -> str:
@@ -179,6 +193,16 @@ def runtime_access_key_resource(environment: str, serial: int | str) -> str:
 def ci_token_resource(environment: str, purpose: str, serial: int) -> str:
     """CI's Modal token of `purpose`; a new serial is a new logical resource (rotation)."""
     return f"{environment}-ci-{purpose}-token-{serial}"
+
+
+def runtime_role_policy_resource(environment: str) -> str:
+    """The runtime role's inline policy (OIDC mode), which CI's deploys apply."""
+    return f"{environment}-runtime-role-s3"
+
+
+def runtime_user_policy_resource(environment: str) -> str:
+    """The runtime user's inline policy (access-key mode), which CI's deploys apply."""
+    return f"{environment}-runtime-user-s3"
 
 
 def modal_environment_resource(environment: str) -> str:

@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.core import resource_types as types
+from infra.core.config_sources import ENCRYPTED
 from infra.policies.model import (
     MODAL_APP_DEPLOYMENT,
     MODAL_BUDGET,
+    MODAL_CI_TOKEN,
     MODAL_ENVIRONMENT,
     MODAL_SECRET,
     Resource,
@@ -19,6 +21,7 @@ from infra.policies.model import (
 )
 
 CROSS_STACK_POLICY = "stacks-share-nothing"
+SHARED_CREDENTIAL_POLICY = "stacks-share-no-credential"
 
 
 def _identity(resource: Resource) -> tuple[str, ...] | None:
@@ -99,6 +102,59 @@ def check_stacks_share_nothing(stacks: Mapping[str, Sequence[Resource]]) -> list
                 "stacks, so each would overwrite or delete the other's: give each stack its own "
                 "(names from infra/core/names.py carry the environment) or let exactly one stack own "
                 "it (rentagpu:ownsRepositorySettings / rentagpu:ownsAccountSingletons)",
+            )
+        )
+    return violations
+
+
+def _credentials(resource: Resource) -> list[tuple[str, str, str]]:
+    """(kind, identity, how it is shown) of each credential a resource hands out or grants.
+    An identity may be a secret (an adopted token id): it is compared, never shown."""
+    p = resource.props
+    kind = modal_kind(resource)
+    found: list[tuple[str, str, str]] = []
+    if kind == MODAL_ENVIRONMENT and isinstance(p.get("service_user_roles"), Mapping):
+        for user, role in p["service_user_roles"].items():
+            if role != "no-access":
+                found.append(("Modal service user", str(user), repr(str(user))))
+    if kind == MODAL_CI_TOKEN:
+        user = p.get("service_user_name")
+        if isinstance(user, str) and user:
+            found.append(("Modal service user", user, repr(user)))
+        token = p.get("token_id")
+        # A stack file's `secure:` value reaches an offline render as one placeholder for all, so
+        # only values seen in the clear (`pulumi config --show-secrets`) are compared.
+        if isinstance(token, str) and known(token) and token and token != ENCRYPTED:
+            found.append(("Modal token", token, "rentagpu:modalTokenId"))
+    return found
+
+
+def check_stacks_share_no_credential(stacks: Mapping[str, Sequence[Resource]]) -> list[Violation]:
+    """A Modal service user or token that two stacks both use: whoever can obtain it for the
+    lesser stack (a branch push, for dev's) reaches the other. AWS roles and GitHub environments
+    are named per stack and caught by `check_stacks_share_nothing`; Pulumi tokens live in the
+    workflows (`python -m infra access`)."""
+    used: dict[tuple[str, str], dict[str, tuple[str, Resource]]] = defaultdict(dict)
+    for stack, resources in stacks.items():
+        for resource in resources:
+            for kind, identity, shown in _credentials(resource):
+                used[(kind, identity)].setdefault(stack, (shown, resource))
+    violations = []
+    for (kind, _), by_stack in sorted(used.items()):
+        if len(by_stack) < 2:
+            continue
+        stack_names = sorted(by_stack)
+        shown = next(iter(by_stack.values()))[0]
+        where = " / ".join(f"{stack}:{resource.name}" for stack, (_, resource) in by_stack.items())
+        violations.append(
+            Violation(
+                SHARED_CREDENTIAL_POLICY,
+                where,
+                f"{kind} {shown} is used by the {' and '.join(stack_names)} stacks: whoever can "
+                f"obtain it for one reaches the other (a {kind.lower()} of dev is obtainable "
+                "without prod's approval). Give each stack its own: leave CI's tokens to the "
+                "program (it mints one service user per stack), and name each service user in "
+                "one stack's modalServiceUserRoles only",
             )
         )
     return violations

@@ -14,6 +14,8 @@ from infra.core.errors import RentagpuError
 
 COMMAND_MODULES = (
     "infra.tools.plan",
+    "infra.tools.planes",
+    "infra.tools.access",
     "infra.tools.report",
     "infra.tools.runbook.rotate",
     "infra.tools.runbook.incident",

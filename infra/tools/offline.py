@@ -8,10 +8,12 @@ callers can mask them and tests can check they were marked.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,7 @@ class RenderedResource:
     raw_inputs: Mapping[str, Any] = field(repr=False, compare=False)  # secrets unmasked
     # The explicit provider it is bound to, as (type, logical name); None for a default provider.
     provider: tuple[str, str] | None = None
+    urn: str = ""  # as the engine names it: urn:pulumi:STACK::PROJECT::PARENT$...$TYPE::NAME
 
     def get(self, path: str) -> Any:
         """An input by dotted path ('reviewers.0.users'), from the masked inputs."""
@@ -278,6 +281,25 @@ def _report_once(error: BaseException) -> None:
     loop.set_exception_handler(handler)
 
 
+@contextlib.contextmanager
+def _pickler_restored() -> Iterator[None]:
+    """Undo what declaring dynamic resources does to `pickle` once the program has run.
+
+    pulumi 3.272.0's `serialize_provider` (pulumi/dynamic/dynamic.py) wraps
+    `pickle._Pickler._batch_setitems` (and replaces `save_dict`) on every call and restores only
+    `pickle.Pickler`, so each dynamic resource a process declares nests one more wrapper. A
+    `pulumi up` declares a handful; a process that renders stacks again and again (the tests, the
+    access graph) would reach Python's recursion limit.
+    """
+    import pickle
+
+    saved = (pickle._Pickler._batch_setitems, pickle._Pickler.save_dict)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        pickle._Pickler._batch_setitems, pickle._Pickler.save_dict = saved  # type: ignore[attr-defined]
+
+
 def render(cfg: Any, mocks: RecordingMocks | None = None) -> Rendering:
     """Run the program for one parsed `StackConfig` under mocks and return what it declared."""
     from infra.program import build
@@ -309,8 +331,18 @@ def run_program(
         return pulumi.Output.all(**exported).apply(outputs.update)
 
     try:
-        pulumi.runtime.test(program)()
+        with _pickler_restored():
+            pulumi.runtime.test(program)()
     except Exception as error:
         _report_once(error)
         raise
-    return Rendering(stack=stack, resources=tuple(mocks.resources), outputs=dict(outputs))
+    # The URN the engine gives each resource (parents' types included), as the mock monitor
+    # built it: what `pulumi up --target` matches (infra.core.planes).
+    urns = {
+        (urn.rsplit("::", 2)[-2].rsplit("$", 1)[-1], urn.rsplit("::", 1)[-1]): urn
+        for urn in getattr(settings.get_monitor(), "resources", {})
+    }
+    resources = tuple(
+        dataclasses.replace(r, urn=urns.get((r.type, r.name), "")) for r in mocks.resources
+    )
+    return Rendering(stack=stack, resources=resources, outputs=dict(outputs))

@@ -24,7 +24,10 @@ from infra.core.config_schema import KEYS
 from infra.core.config_sources import config_from_json, config_from_stack_file
 from infra.core.errors import ConfigError
 from infra.policies.checklist import run_policies
-from infra.policies.cross_stack import check_stacks_share_nothing
+from infra.policies.cross_stack import (
+    check_stacks_share_no_credential,
+    check_stacks_share_nothing,
+)
 from infra.policies.model import PolicyContext, Resource, Violation
 from infra.tools.command import add_command
 
@@ -77,10 +80,10 @@ def evaluate(rendering: Any, context: PolicyContext | None = None) -> list[Viola
 
 
 def evaluate_stacks(renderings: Any) -> list[Violation]:
-    """The cross-stack check over renderings of several stacks (dev and prod)."""
-    return check_stacks_share_nothing(
-        {r.stack: [resource_view(x) for x in r.resources] for r in renderings}
-    )
+    """The cross-stack checks over renderings of several stacks (dev and prod): nothing declared
+    twice, and no credential used by two."""
+    stacks = {r.stack: [resource_view(x) for x in r.resources] for r in renderings}
+    return check_stacks_share_nothing(stacks) + check_stacks_share_no_credential(stacks)
 
 
 def _whole_numbers(value: Any) -> Any:

@@ -175,7 +175,7 @@ class AwsStage(pulumi.ComponentResource):
                 opts=child,
             )
             aws.iam.UserPolicy(
-                f"{env}-runtime-user-s3",
+                names.runtime_user_policy_resource(env),
                 name="s3-job-prefixes",
                 user=user.name,
                 policy=runtime_policy,
@@ -207,7 +207,7 @@ class AwsStage(pulumi.ComponentResource):
                 runtime_policy,
                 "Assumed by the GPU app's containers through Modal's identity token",
                 boundary=self.runtime_boundary.arn,
-                inline_policy=("role-s3", "s3-job-prefixes"),
+                inline_policy=(names.runtime_role_policy_resource(env), "s3-job-prefixes"),
             )
             self.runtime_role_arn = role.arn
 
@@ -287,9 +287,9 @@ class AwsStage(pulumi.ComponentResource):
         boundary: pulumi.Input[str] | None = None,
         inline_policy: tuple[str, str] | None = None,
     ) -> aws.iam.Role:
-        """A role of the stack with one inline policy. `inline_policy` is (logical suffix, name)
-        when it is not the CI roles' (`role-policy`, `PURPOSE-ENV`)."""
-        suffix, policy_name = inline_policy or ("role-policy", f"{purpose}-{env}")
+        """A role of the stack with one inline policy. `inline_policy` is (logical name, policy
+        name) when it is not the CI roles' (`ENV-PURPOSE-role-policy`, `PURPOSE-ENV`)."""
+        logical, policy_name = inline_policy or (f"{env}-{purpose}-role-policy", f"{purpose}-{env}")
         role = aws.iam.Role(
             f"{env}-{purpose}-role",
             name=names.role_name(env, purpose),
@@ -302,7 +302,7 @@ class AwsStage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=self._oidc_provider_resources),
         )
         aws.iam.RolePolicy(
-            f"{env}-{purpose}-{suffix}",
+            logical,
             name=policy_name,
             role=role.name,
             policy=policy,

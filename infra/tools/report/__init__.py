@@ -10,8 +10,9 @@ Secrets never reach the report: a value the engine marks secret (`"[secret]"`, o
 signature object), a property listed in the resource's `additionalSecretOutputs`, a property whose
 name says secret/password/token/private key, and the `value` of a `...Secret` resource are all
 shown as `[secret]` on both sides, so even a secret that is no longer marked in the refreshed
-state stays hidden. Values not marked and not named like secrets are shown: use `--hide-values`
-where the report lands somewhere public.
+state stays hidden. Every other value is hidden too unless `--show-values` is given: a report lands
+in issues and job summaries that more people read than the stack's state, and a value someone put
+where a secret belongs is not marked. The property names still say what changed.
 
 Exit codes: 0 no changes; 7 changes or drift (Pulumi's own code for `--expect-no-changes`); 2 the
 input is not an engine document (malformed JSON, a plan, an event stream).
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             raise ReportError(f"cannot read {args.file}: {error.strerror}") from None
         except UnicodeDecodeError:
             raise ReportError(f"{args.file} is not UTF-8 text") from None
-    report = build_report(load_document(text), args.kind, args.stack, args.hide_values)
+    report = build_report(load_document(text), args.kind, args.stack, not args.show_values)
     sys.stdout.write(render_markdown(report, args.max_chars))
     return EXIT_CHANGES if report.has_changes else EXIT_NO_CHANGES
 
@@ -62,9 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--stack", help="stack name for the title (default: from the URNs)")
     parser.add_argument(
-        "--hide-values",
+        "--show-values",
         action="store_true",
-        help="name changed properties but show no values (for reports that land in public)",
+        help="show the values before and after (secrets stay masked); by default only the "
+        "changed properties are named",
     )
     parser.add_argument(
         "--max-chars",

@@ -57,7 +57,9 @@ def test_preview_without_changes_says_so_and_exits_0(capsys: pytest.CaptureFixtu
 def test_a_changed_property_shows_expected_against_actual(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out = report(FIXTURES / "refresh_drift.json", "--kind", "refresh", capsys=capsys)
+    code, out = report(
+        FIXTURES / "refresh_drift.json", "--kind", "refresh", "--show-values", capsys=capsys
+    )
     assert code == EXIT_CHANGES == 7
     assert out.startswith("### Drift in stack `prod`: 4 resources differ from the last deployment")
     assert "#### `aws:iam/role:Role` **prod-runtime-role**: changed outside Pulumi" in out
@@ -73,7 +75,7 @@ def test_a_policy_held_as_a_json_string_is_diffed_statement_by_statement(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # This step came without detailedDiff: the report compares the two states itself.
-    _, out = report(FIXTURES / "refresh_drift.json", capsys=capsys)
+    _, out = report(FIXTURES / "refresh_drift.json", "--show-values", capsys=capsys)
     assert (
         '| <code>policy → Statement[1].Action</code> | <code>["s3:GetObject", "s3:PutObject"]'
         '</code> | <code>["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]</code> |'
@@ -123,7 +125,7 @@ def test_changed_secrets_are_masked_on_both_sides(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, values = planted_fixture(tmp_path)
-    code, out = report(path, capsys=capsys)
+    code, out = report(path, "--show-values", capsys=capsys)
     assert code == 7
     for value in values.values():
         assert value not in out
@@ -171,11 +173,15 @@ def test_a_secret_object_is_never_opened_even_when_both_sides_are_objects() -> N
     assert leak not in render_markdown(built)
 
 
-def test_hide_values_names_the_properties_only(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out = report(FIXTURES / "refresh_drift.json", "--hide-values", capsys=capsys)
+def test_values_are_hidden_unless_shown_on_purpose(capsys: pytest.CaptureFixture[str]) -> None:
+    """A drift report lands in an issue; a value someone put where a secret belongs is not marked
+    secret, so by default only the changed properties are named."""
+    _, out = report(FIXTURES / "refresh_drift.json", capsys=capsys)
     assert "maxSessionDuration" in out
-    assert "43200" not in out
+    assert "43200" not in out and "3600" not in out
     assert "*(hidden)*" in out
+    _, shown = report(FIXTURES / "refresh_drift.json", "--show-values", capsys=capsys)
+    assert "43200" in shown
 
 
 # Preview.
@@ -184,7 +190,7 @@ def test_hide_values_names_the_properties_only(capsys: pytest.CaptureFixture[str
 def test_a_preview_lists_creates_updates_replaces_and_deletes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out = report(FIXTURES / "preview_changes.json", capsys=capsys)
+    code, out = report(FIXTURES / "preview_changes.json", "--show-values", capsys=capsys)
     assert code == 7
     assert out.startswith("### Preview of stack `dev`: 4 resources to change")
     assert "**dev-runtime-role**: will be replaced" in out
