@@ -111,17 +111,23 @@ def test_audit_workflow_holds_no_deploy_credential_and_no_backend_token() -> Non
     assert roles["audit-prod"]["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
 
 
-def test_audit_workflow_reads_secrets_only_inside_prod_readonly() -> None:
-    # No job reads a secret outside an environment, so zizmor's auditor finds nothing new here.
-    for job_id, job in jobs().items():
-        if "secrets." in yaml.safe_dump(job):
-            assert job.get("environment") == "prod-readonly", job_id
-    for job_id in ("audit-dev", "audit-prod"):
+def test_each_audit_reads_its_stack_with_that_stack_s_read_tokens() -> None:
+    """CI's Modal tokens are scoped to their own environment, so prod's read token could not see
+    dev: dev's audit uses dev's (repository secrets), prod's uses prod-readonly's."""
+    assert jobs()["audit-prod"].get("environment") == "prod-readonly"
+    assert "environment" not in jobs()["audit-dev"]
+    readers = {job_id for job_id, job in jobs().items() if "secrets." in yaml.safe_dump(job)}
+    assert readers == {"audit-dev", "audit-prod"}
+    expected = {
+        "audit-dev": ("RENTAGPU_DEV_MODAL_READ_TOKEN_ID", "RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET"),
+        "audit-prod": ("MODAL_READ_TOKEN_ID", "MODAL_READ_TOKEN_SECRET"),
+    }
+    for job_id, (token_id, token_secret) in expected.items():
         env = step_named(jobs()[job_id], "python -m infra audit")["env"]
         assert env == {
             "GITHUB_TOKEN": "${{ secrets.RENTAGPU_GITHUB_READ_TOKEN }}",
-            "MODAL_TOKEN_ID": "${{ secrets.MODAL_READ_TOKEN_ID }}",
-            "MODAL_TOKEN_SECRET": "${{ secrets.MODAL_READ_TOKEN_SECRET }}",
+            "MODAL_TOKEN_ID": f"${{{{ secrets.{token_id} }}}}",
+            "MODAL_TOKEN_SECRET": f"${{{{ secrets.{token_secret} }}}}",
         }
 
 

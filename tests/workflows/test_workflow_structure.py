@@ -31,6 +31,7 @@ PREVIEW_GUARD = (
     "github.event_name == 'pull_request' && "
     "github.event.pull_request.head.repo.full_name == github.repository"
 )
+PR_PREVIEWS = ("preview-dev", "preview-prod")
 MAIN_PUSH_GUARD = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
 POLICY_PACK = "infra/policy_pack"
 
@@ -38,15 +39,21 @@ POLICY_PACK = "infra/policy_pack"
 JOB_PERMISSIONS = {
     ("ci", "test"): {"contents": "read"},
     ("ci", "plan"): {"contents": "read"},
+    ("ci", "access"): {"contents": "read"},
     ("ci", "zizmor"): {"contents": "read"},
     ("ci", "secrets"): {"contents": "read"},
     ("ci", "lint"): {"contents": "read"},
-    ("preview", "preview"): {
+    ("preview", "preview-dev"): {
         "contents": "read",
         "id-token": "write",
         "pull-requests": "write",
     },
-    ("preview", "preview-prod"): {"contents": "read", "id-token": "write"},
+    ("preview", "preview-prod"): {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+    },
+    ("preview", "preview-main"): {"contents": "read", "id-token": "write"},
     ("deploy", "guard"): {},
     ("deploy", "deploy"): {"contents": "read", "id-token": "write"},
     ("drift", "check-dev"): {"contents": "read", "id-token": "write"},
@@ -59,60 +66,65 @@ JOB_PERMISSIONS = {
 }
 
 # Where credentials live, by the GitHub environment a job names (None: no environment, so only
-# repository-level names). Every `secrets.X` / `vars.X` a job reads must be in its row.
+# repository-level names). Every `secrets.X` / `vars.X` a job reads must be in its row. Whether
+# what they reach keeps the invariant is `python -m infra access`'s to say (tests/tools).
 DEPLOY_ENVIRONMENT = "${{ inputs.environment || 'dev' }}"  # `dev` or `prod`: the deploy job
 PROD_READONLY = "prod-readonly"
-# Repository level: readable by any workflow on any branch, so dev's read-only names only (dev's
-# config, and with it dev's Modal deploy token, is readable by whoever can push a branch).
+# Repository level: readable by any workflow on any branch. Read-only names only: each stack's PR
+# preview role and region, dev's drift role, each stack's Pulumi read token, dev's Modal read
+# token, and the one read-only GitHub token.
 REPOSITORY_LEVEL = {
     "vars.PULUMI_BACKEND_URL",
     "vars.RENTAGPU_DEV_PREVIEW_ROLE_ARN",
     "vars.RENTAGPU_DEV_DRIFT_ROLE_ARN",
     "vars.RENTAGPU_DEV_AWS_REGION",
+    "vars.RENTAGPU_PROD_PREVIEW_ROLE_ARN",
+    "vars.RENTAGPU_PROD_AWS_REGION",
     "secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_ID",
     "secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET",
     "secrets.RENTAGPU_DEV_PULUMI_READ_TOKEN",
-    "secrets.RENTAGPU_DEV_GITHUB_READ_TOKEN",
+    "secrets.RENTAGPU_PROD_PULUMI_READ_TOKEN",
+    "secrets.RENTAGPU_GITHUB_READ_TOKEN",
 }
+# What jobs in an environment also read from the repository: the backend and the GitHub read token.
+SHARED = {"vars.PULUMI_BACKEND_URL", "secrets.RENTAGPU_GITHUB_READ_TOKEN"}
 CREDENTIALS_BY_ENVIRONMENT: dict[str | None, set[str]] = {
     None: REPOSITORY_LEVEL,
     # prod's read-only credentials: main only, no reviewers.
-    PROD_READONLY: {
-        "vars.PULUMI_BACKEND_URL",
+    PROD_READONLY: SHARED
+    | {
         "vars.AWS_DRIFT_ROLE_ARN",
         "vars.AWS_REGION",
         "secrets.MODAL_READ_TOKEN_ID",
         "secrets.MODAL_READ_TOKEN_SECRET",
         "secrets.PULUMI_ACCESS_TOKEN",  # a token that can only read the prod stack
-        "secrets.RENTAGPU_GITHUB_READ_TOKEN",
     },
     # The deploy credentials; prod's behind required reviewers.
-    DEPLOY_ENVIRONMENT: {
-        "vars.PULUMI_BACKEND_URL",
+    DEPLOY_ENVIRONMENT: SHARED
+    | {
         "vars.AWS_DEPLOY_ROLE_ARN",
         "vars.AWS_REGION",
         "secrets.MODAL_TOKEN_ID",
         "secrets.MODAL_TOKEN_SECRET",
         "secrets.PULUMI_ACCESS_TOKEN",
-        "secrets.PULUMI_GITHUB_TOKEN",
     },
 }
 # The environment each job names; every other job names none.
 JOB_ENVIRONMENTS = {
-    ("preview", "preview-prod"): PROD_READONLY,
+    ("preview", "preview-main"): PROD_READONLY,
     ("deploy", "deploy"): DEPLOY_ENVIRONMENT,
     ("drift", "check-prod"): PROD_READONLY,
-    ("audit", "audit-dev"): PROD_READONLY,
     ("audit", "audit-prod"): PROD_READONLY,
 }
 
-# Credentials that can change something. None may appear outside the deploy workflow.
+# Credentials that can change something. None may appear outside the deploy workflow, and the
+# admin's GitHub token (the name issue 10 found in deploy.yml) in no workflow at all.
 WRITE_CREDENTIALS = (
     "vars.AWS_DEPLOY_ROLE_ARN",
     "secrets.MODAL_TOKEN_ID",
     "secrets.MODAL_TOKEN_SECRET",
-    "secrets.PULUMI_GITHUB_TOKEN",
 )
+ADMIN_GITHUB_TOKEN = "PULUMI_GITHUB_TOKEN"
 CREDENTIAL_NAME = re.compile(r"\b(?:secrets|vars)\.[A-Za-z0-9_]+")
 
 
@@ -184,8 +196,9 @@ def test_every_job_has_exactly_its_listed_permissions_and_a_timeout() -> None:
 def test_id_token_is_only_granted_where_a_cloud_role_is_assumed() -> None:
     with_token = {key for key, perms in JOB_PERMISSIONS.items() if perms.get("id-token")}
     assert with_token == {
-        ("preview", "preview"),
+        ("preview", "preview-dev"),
         ("preview", "preview-prod"),
+        ("preview", "preview-main"),
         ("deploy", "deploy"),
         ("drift", "check-dev"),
         ("drift", "check-prod"),
@@ -261,16 +274,25 @@ def test_every_job_that_reads_a_prod_credential_runs_in_a_prod_environment() -> 
     assert options == ["dev", "prod"]  # the deploy job's environment is `dev` or `prod`, no other
 
 
-@pytest.mark.parametrize("name", WORKFLOW_NAMES)
-def test_no_workflow_reads_a_repository_level_prod_name(name: str) -> None:
-    # prod's credentials were once repository-level, readable from any branch; never again.
-    assert not re.search(r"\b(?:secrets|vars)\.RENTAGPU_PROD_", text(name), re.IGNORECASE)
-    # nor the old shared read tokens, which could read prod as well as dev
-    assert not re.search(r"\bRENTAGPU_PULUMI_READ_TOKEN\b", text(name))
+def test_the_only_repository_level_prod_names_are_the_pr_preview_s_and_only_it_reads_them():
+    """prod's credentials were once repository-level with a deploy token inside; what is left at
+    that level for prod is the PR preview's: a role that only looks up the OIDC providers, its
+    region, and a Pulumi token that reads prod's state, which decrypts into nothing that writes
+    (tests/tools/test_access.py)."""
+    prod_level = {c for c in REPOSITORY_LEVEL if "RENTAGPU_PROD_" in c}
+    assert prod_level == {
+        "vars.RENTAGPU_PROD_PREVIEW_ROLE_ARN",
+        "vars.RENTAGPU_PROD_AWS_REGION",
+        "secrets.RENTAGPU_PROD_PULUMI_READ_TOKEN",
+    }
+    for name, job_id, job in all_jobs():
+        if credentials_read(job) & prod_level:
+            assert (name, job_id) == ("preview", "preview-prod")
 
 
 def test_no_write_credential_is_read_outside_the_deploy_workflow() -> None:
     for name in WORKFLOW_NAMES:
+        assert ADMIN_GITHUB_TOKEN not in text(name), f"{name}.yml names the admin's GitHub token"
         if name == "deploy":
             continue
         for credential in WRITE_CREDENTIALS:
@@ -291,7 +313,8 @@ def test_every_pulumi_preview_and_up_runs_the_policy_pack() -> None:
             assert inputs.get("policyPacks") == POLICY_PACK, f"{name}/{job_id}"
     assert sorted(commands) == [
         ("deploy", "deploy", "up"),
-        ("preview", "preview", "preview"),
+        ("preview", "preview-dev", "preview"),
+        ("preview", "preview-main", "preview"),
         ("preview", "preview-prod", "preview"),
     ]
 
@@ -379,6 +402,9 @@ def test_ci_runs_tests_plans_both_stacks_audits_scans_and_lints() -> None:
     assert "GITHUB_STEP_SUMMARY" in plan["run"]
     assert 'exit "$status"' in plan["run"]  # a mandatory policy violation fails the check
     assert ".venv/bin/zizmor" in step_named(jobs["zizmor"], "zizmor")["run"]
+    access = step_named(jobs["access"], "No credential that skips")["run"]
+    assert "for stack in dev prod" in access and "-m infra access --stack" in access
+    assert 'exit "$status"' in access  # a violation of the invariant fails the check
     scan_checkout = step_using(jobs["secrets"], CHECKOUT)
     assert scan_checkout["with"]["fetch-depth"] == 0  # history, not just the tip
     assert step_named(jobs["secrets"], "Scan")["run"] == "bash .ci/scan-secrets"
@@ -398,92 +424,98 @@ def test_preview_runs_for_pull_requests_and_pushes_to_main_on_the_same_paths() -
 
 def test_preview_has_no_stack_matrix_each_job_previews_one_stack() -> None:
     jobs = load_workflow("preview")["jobs"]
-    assert set(jobs) == {"preview", "preview-prod"}
+    assert set(jobs) == {"preview-dev", "preview-prod", "preview-main"}
     for job_id, job in jobs.items():
         assert "strategy" not in job, job_id
         assert "matrix." not in "".join(strings(job)), job_id
-    assert step_using(jobs["preview"], PULUMI_ACTION)["with"]["stack-name"] == "dev"
-    assert jobs["preview"]["env"]["STACK"] == "dev"
-    assert step_using(jobs["preview-prod"], PULUMI_ACTION)["with"]["stack-name"] == "prod"
-    assert jobs["preview-prod"]["env"]["STACK"] == "prod"
+    for job_id, stack in (
+        ("preview-dev", "dev"),
+        ("preview-prod", "prod"),
+        ("preview-main", "prod"),
+    ):
+        assert step_using(jobs[job_id], PULUMI_ACTION)["with"]["stack-name"] == stack
+        assert jobs[job_id]["env"]["STACK"] == stack
 
 
-def test_prod_is_never_previewed_on_a_pull_request() -> None:
-    # `pulumi preview` decrypts the stack's config for the code it runs: from PR code, prod's
-    # Modal deploy token would be one print statement away.
+def test_both_stacks_are_previewed_on_pull_requests_from_this_repository_only() -> None:
     jobs = load_workflow("preview")["jobs"]
-    prod = jobs["preview-prod"]
-    assert prod["if"] == MAIN_PUSH_GUARD
-    assert environment_of(prod) == PROD_READONLY  # main-only branch policy, enforced by GitHub
-    assert "pull-requests" not in prod["permissions"]
-    # the only job a pull request starts previews dev, for same-repository branches only
-    assert jobs["preview"]["if"] == PREVIEW_GUARD
-    assert "environment" not in jobs["preview"]
-    # and no other workflow a pull request triggers runs a live prod preview either
-    for name in WORKFLOW_NAMES:
-        if "pull_request" not in load_workflow(name)["on"] or name == "preview":
-            continue
-        for job_id, job in load_workflow(name)["jobs"].items():
-            uses = [s.get("uses", "").split("@")[0] for s in job["steps"]]
-            assert PULUMI_ACTION not in uses and AWS_CREDENTIALS not in uses, f"{name}/{job_id}"
-            assert credentials_read(job) == set(), f"{name}/{job_id}"
+    for job_id in PR_PREVIEWS:
+        assert jobs[job_id]["if"] == PREVIEW_GUARD  # forks get no OIDC token and no secrets
+        assert "environment" not in jobs[job_id]
+    main = jobs["preview-main"]
+    assert main["if"] == MAIN_PUSH_GUARD
+    assert environment_of(main) == PROD_READONLY  # main-only branch policy, enforced by GitHub
+    assert "pull-requests" not in main["permissions"]
 
 
-def test_the_dev_preview_comments_on_the_pr_and_the_prod_preview_writes_the_summary() -> None:
+def test_the_two_pr_previews_differ_only_in_their_stack() -> None:
     jobs = load_workflow("preview")["jobs"]
-    dev = step_using(jobs["preview"], PULUMI_ACTION)["with"]
-    assert dev["command"] == "preview"
-    assert dev["comment-on-pr"] is True
-    assert dev["edit-pr-comment"] is True
-    prod = step_using(jobs["preview-prod"], PULUMI_ACTION)["with"]
-    assert prod["command"] == "preview"
-    assert prod["comment-on-summary"] is True
-    assert "comment-on-pr" not in prod  # there is no pull request after the merge
+
+    def as_dev(job: dict) -> str:
+        return yaml.safe_dump(job).replace("RENTAGPU_PROD_", "RENTAGPU_DEV_").replace("prod", "dev")
+
+    assert as_dev(jobs["preview-prod"]) == yaml.safe_dump(jobs["preview-dev"])
 
 
-def test_the_dev_preview_uses_dev_s_read_only_repository_credentials() -> None:
-    job = load_workflow("preview")["jobs"]["preview"]
+def test_pr_previews_comment_on_the_pr_and_the_main_preview_writes_the_summary() -> None:
+    jobs = load_workflow("preview")["jobs"]
+    for job_id in PR_PREVIEWS:
+        inputs = step_using(jobs[job_id], PULUMI_ACTION)["with"]
+        assert inputs["command"] == "preview"
+        assert inputs["comment-on-pr"] is True
+        assert inputs["edit-pr-comment"] is True
+    main = step_using(jobs["preview-main"], PULUMI_ACTION)["with"]
+    assert main["comment-on-summary"] is True
+    assert "comment-on-pr" not in main  # there is no pull request after the merge
+
+
+@pytest.mark.parametrize(("job_id", "upper"), [("preview-dev", "DEV"), ("preview-prod", "PROD")])
+def test_a_pr_preview_uses_its_stack_s_read_only_repository_credentials_and_no_modal_token(
+    job_id: str, upper: str
+) -> None:
+    """A preview's check and diff call nothing in Modal, so no Modal token reaches PR code."""
+    job = load_workflow("preview")["jobs"][job_id]
     credentials = step_using(job, AWS_CREDENTIALS)["with"]
-    assert credentials["role-to-assume"] == "${{ vars.RENTAGPU_DEV_PREVIEW_ROLE_ARN }}"
-    assert credentials["aws-region"] == "${{ vars.RENTAGPU_DEV_AWS_REGION }}"
+    assert credentials["role-to-assume"] == f"${{{{ vars.RENTAGPU_{upper}_PREVIEW_ROLE_ARN }}}}"
+    assert credentials["aws-region"] == f"${{{{ vars.RENTAGPU_{upper}_AWS_REGION }}}}"
     env = step_using(job, PULUMI_ACTION)["env"]
-    assert env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.RENTAGPU_DEV_PULUMI_READ_TOKEN }}"
-    assert env["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_DEV_GITHUB_READ_TOKEN }}"
-    assert env["MODAL_TOKEN_ID"] == "${{ secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_ID }}"
-    assert env["MODAL_TOKEN_SECRET"] == "${{ secrets.RENTAGPU_DEV_MODAL_READ_TOKEN_SECRET }}"
+    assert env["PULUMI_ACCESS_TOKEN"] == f"${{{{ secrets.RENTAGPU_{upper}_PULUMI_READ_TOKEN }}}}"
+    assert env["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_GITHUB_READ_TOKEN }}"
+    assert not [c for c in credentials_read(job) if "MODAL" in c]
 
 
-def test_the_prod_preview_uses_prod_readonly_s_credentials_and_the_drift_role() -> None:
-    job = load_workflow("preview")["jobs"]["preview-prod"]
+def test_the_main_preview_uses_prod_readonly_s_credentials_and_the_drift_role() -> None:
+    job = load_workflow("preview")["jobs"]["preview-main"]
     credentials = step_using(job, AWS_CREDENTIALS)["with"]
     assert credentials["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
     assert credentials["aws-region"] == "${{ vars.AWS_REGION }}"
     env = step_using(job, PULUMI_ACTION)["env"]
     assert env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
     assert env["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_GITHUB_READ_TOKEN }}"
-    assert env["MODAL_TOKEN_ID"] == "${{ secrets.MODAL_READ_TOKEN_ID }}"
-    assert env["MODAL_TOKEN_SECRET"] == "${{ secrets.MODAL_READ_TOKEN_SECRET }}"
+    assert not [c for c in credentials_read(job) if "MODAL" in c]
 
 
-@pytest.mark.parametrize("job_id", ["preview", "preview-prod"])
+@pytest.mark.parametrize("job_id", ["preview-dev", "preview-prod", "preview-main"])
 def test_each_preview_checks_its_settings_first(job_id: str) -> None:
     job = load_workflow("preview")["jobs"][job_id]
     assert job["steps"][0]["name"].startswith("Check ")
     assert 'exit "$problems"' in job["steps"][0]["run"]
 
 
-def test_the_pr_preview_job_documents_that_actions_may_not_approve_prs() -> None:
-    # It runs PR code with `pull-requests: write`; that setting would let the code approve itself.
+def test_the_pr_preview_jobs_document_that_actions_may_not_approve_prs() -> None:
+    # They run PR code with `pull-requests: write`; that setting would let the code approve itself.
+    # The owner stack declares it off (WorkflowRepositoryPermissions, tests/stages/github).
     assert "Allow GitHub Actions to create and approve pull requests" in text("preview")
-    assert "must stay OFF" in text("preview")
+    assert "stays OFF" in text("preview")
 
 
 def test_no_write_credential_is_reachable_from_a_pull_request() -> None:
     jobs = load_workflow("preview")["jobs"]
-    assert credentials_read(jobs["preview"]) <= REPOSITORY_LEVEL
+    for job_id in PR_PREVIEWS:
+        assert credentials_read(jobs[job_id]) <= REPOSITORY_LEVEL
+        assert "secrets.PULUMI_ACCESS_TOKEN" not in "".join(strings(jobs[job_id]))
     for credential in WRITE_CREDENTIALS:
         assert credential not in text("ci") and credential not in text("preview")
-    assert "secrets.PULUMI_ACCESS_TOKEN" not in "".join(strings(jobs["preview"]))
 
 
 # Deploy.yml.
@@ -523,7 +555,24 @@ def test_the_deploy_job_runs_in_the_chosen_environment_with_its_deploy_role() ->
     assert up["with"]["stack-name"] == "${{ inputs.environment || 'dev' }}"
     assert up["env"]["MODAL_TOKEN_ID"] == "${{ secrets.MODAL_TOKEN_ID }}"
     assert up["env"]["MODAL_TOKEN_SECRET"] == "${{ secrets.MODAL_TOKEN_SECRET }}"
-    assert up["env"]["GITHUB_TOKEN"] == "${{ secrets.PULUMI_GITHUB_TOKEN }}"
+    # A read-only GitHub token: the governance plane is never applied from CI.
+    assert up["env"]["GITHUB_TOKEN"] == "${{ secrets.RENTAGPU_GITHUB_READ_TOKEN }}"
+
+
+def test_the_deploy_applies_the_delivery_plane_only_then_warns_about_governance() -> None:
+    job = load_workflow("deploy")["jobs"]["deploy"]
+    planes = step_named(job, "Delivery plane targets")
+    assert planes["id"] == "planes"
+    assert '.venv/bin/python -m infra planes --stack "$STACK" --targets' in planes["run"]
+    up = step_using(job, PULUMI_ACTION)
+    assert up["with"]["target"] == "${{ steps.planes.outputs.targets }}"
+    assert "target-dependents" not in up["with"]
+    waiting = step_named(job, "Governance changes waiting for an admin")
+    assert 'pulumi preview --stack "$STACK" --expect-no-changes' in waiting["run"]
+    assert "::warning::" in waiting["run"] and "exit" not in waiting["run"]
+    assert waiting["env"] == up["env"] | {}  # the same credentials, nothing more
+    names = [s.get("name") for s in job["steps"]]
+    assert names.index("Delivery plane targets") < names.index("pulumi up (delivery plane)")
 
 
 GUARD_CASES = [
@@ -553,10 +602,12 @@ def test_deploy_reads_environment_scoped_credentials_only() -> None:
     assert secrets_read("deploy") == {
         "MODAL_TOKEN_ID",
         "MODAL_TOKEN_SECRET",
-        "PULUMI_GITHUB_TOKEN",
         "PULUMI_ACCESS_TOKEN",
+        "RENTAGPU_GITHUB_READ_TOKEN",
     }
-    assert not {f"secrets.{n}" for n in secrets_read("deploy")} & REPOSITORY_LEVEL
+    assert {f"secrets.{n}" for n in secrets_read("deploy")} & REPOSITORY_LEVEL == {
+        "secrets.RENTAGPU_GITHUB_READ_TOKEN"
+    }
 
 
 # Drift.yml.

@@ -18,16 +18,23 @@ ZIZMOR = Path(sys.executable).parent / "zizmor"
 
 # (audit, file, job) -> why it is accepted.
 ACCEPTED_AUDITOR_FINDINGS = {
-    ("secrets-outside-env", "preview.yml", "preview"): (
-        "dev's read-only repository secrets (Modal, GitHub and Pulumi read tokens) in the PR "
-        "preview of dev: an environment would change the OIDC subject from `pull_request`, and its "
-        "branch policy would block PR branches. Anyone who can push a branch can read dev's "
-        "config through them, dev's Modal deploy token included: accepted for dev only (prod's "
-        "read credentials live in `prod-readonly`, main only)"
+    ("secrets-outside-env", "preview.yml", "preview-dev"): (
+        "the PR previews read their stack's read-only repository secrets (a Pulumi token that reads "
+        "one stack, the read-only GitHub token): an environment would change the OIDC subject "
+        "from `pull_request`, and its branch policy would block PR branches. What they reach is "
+        "checked by `python -m infra access`: decrypting a stack's state yields nothing that "
+        "writes (CI's Modal tokens are sealed for GitHub), and no Modal token is handed out"
+    ),
+    ("secrets-outside-env", "preview.yml", "preview-prod"): (
+        "the same, for prod: its Pulumi read token and the read-only GitHub token"
     ),
     ("secrets-outside-env", "drift.yml", "check-dev"): (
-        "the same dev read-only repository secrets; dev's drift role is trusted by "
-        "`ref:refs/heads/main`, which an environment would replace"
+        "dev's read-only repository secrets (and the read-only GitHub token); dev's drift role is "
+        "trusted by `ref:refs/heads/main`, which an environment would replace"
+    ),
+    ("secrets-outside-env", "audit.yml", "audit-dev"): (
+        "dev's audit reads dev with dev's own read-only repository secrets (a viewer token of dev, "
+        "the read-only GitHub token); prod's read token, in `prod-readonly`, reaches nothing of dev"
     ),
 }
 

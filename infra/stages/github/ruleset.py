@@ -16,6 +16,7 @@ REQUIRED_CHECKS = (
     "tests (.ci/run)",
     "offline plan (dev)",
     "offline plan (prod)",
+    "credential graph (access)",
     "workflow audit (zizmor)",
     "secret scan (tree and history)",
     "lint (ruff)",
