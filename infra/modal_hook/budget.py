@@ -215,25 +215,30 @@ class ModalBudget(pulumi.dynamic.Resource, module=MODAL_MODULE, name=MODAL_BUDGE
         )
 
 
+async def live_budget(api: ModalApi, environment: str) -> BudgetStatus | None:
+    """The environment's budget as Modal reports it now, on an open connection; None when the
+    environment is gone."""
+    from modal_proto import api_pb2
+
+    env = await find_environment(api, environment)
+    if env is None:
+        return None
+    reply = await api.call(
+        "EnvironmentGetBudget", api_pb2.EnvironmentGetBudgetRequest(environment_id=env.id)
+    )
+    return BudgetStatus(
+        environment=environment,
+        cap=reply.cycle_budget_dollars if reply.HasField("cycle_budget_dollars") else None,
+        effective_limit=reply.effective_cycle_spend_limit,
+        usage=reply.current_cycle_usage,
+        limit_reached=reply.spend_limit_reached,
+    )
+
+
 def budget_status(environment: str, policy: CallPolicy = DEFAULT_POLICY) -> BudgetStatus | None:
     """The environment's budget as Modal reports it now, or None when the environment is gone."""
-
-    async def operation(api: ModalApi) -> BudgetStatus | None:
-        from modal_proto import api_pb2
-
-        env = await find_environment(api, environment)
-        if env is None:
-            return None
-        request = api_pb2.EnvironmentGetBudgetRequest(environment_id=env.id)
-        reply = await api.call("EnvironmentGetBudget", request)
-        return BudgetStatus(
-            environment=environment,
-            cap=reply.cycle_budget_dollars if reply.HasField("cycle_budget_dollars") else None,
-            effective_limit=reply.effective_cycle_spend_limit,
-            usage=reply.current_cycle_usage,
-            limit_reached=reply.spend_limit_reached,
-        )
-
     return run_modal(
-        f"read the budget of Modal environment '{environment}'", operation, policy=policy
+        f"read the budget of Modal environment '{environment}'",
+        lambda api: live_budget(api, environment),
+        policy=policy,
     )

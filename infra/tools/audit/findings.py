@@ -126,6 +126,7 @@ KINDS = {
     "modal-service-user-due": "a configured service user is older than the rotation period",
     "modal-service-user-unused": "a configured service user is unused",
     "modal-member-token-unused": "a member's token is unused",
+    "modal-budget": "the environment's spend cap is missing, mostly spent or reached",
     "github-deploy-not-main": "a deployment from a ref the environment does not admit",
     "github-deploy-unapproved": "a prod deployment without an approval on record",
     "github-secret-due": "an environment secret older than the rotation period",

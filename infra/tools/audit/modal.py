@@ -1,7 +1,8 @@
 """The audit's Modal part: one connection, read-only RPCs only, each part reported on its own.
 
 Calls: `EnvironmentList` (the environment's id, for log entries whose name is unresolved),
-`AuditLogSettingsGet` and `AuditLogList` (paged), `ServiceUserList`, `TokensList`. The token is
+`AuditLogSettingsGet` and `AuditLogList` (paged), `ServiceUserList`, `TokensList`,
+`EnvironmentGetBudget` (the spend cap, judged by `infra.modal_hook.budget.budget_finding`). The token is
 MODAL_TOKEN_ID/MODAL_TOKEN_SECRET, read by `run_modal` (in CI: the stack's read-only token). A part
 Modal refuses (a token that may not read the audit log or list service users) is reported as not
 checked, with Modal's reason, and the other parts still run.
@@ -14,8 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.core.errors import Failure, ModalCallError
+from infra.modal_hook.budget import BudgetStatus, budget_finding, live_budget
 from infra.modal_hook.client import CallPolicy, ModalApi, run_modal
-from infra.tools.audit.findings import AuditScope, NotChecked, SourceResult
+from infra.tools.audit.findings import (
+    Activity,
+    AuditScope,
+    Finding,
+    NotChecked,
+    Severity,
+    SourceResult,
+)
 from infra.tools.audit.modal_log import LogEntry, findings_from_log
 from infra.tools.audit.modal_users import member_token_findings, service_user_findings
 
@@ -31,6 +40,7 @@ class _Read:
     entries: list[LogEntry] | None = None
     users: list[Any] | None = None
     tokens: list[Any] | None = None
+    budget: list[BudgetStatus | None] | None = None  # [status], or [None] when the env is gone
     refused: list[NotChecked] = field(default_factory=list)
 
 
@@ -80,6 +90,8 @@ def _read(scope: AuditScope, environ: Mapping[str, str]) -> _Read:
         read.users = list(users.service_users) if users is not None else None
         tokens = await part("member tokens", lambda: api.call("TokensList", empty_pb2.Empty()))
         read.tokens = list(tokens.tokens) if tokens is not None else None
+        budget = await part("the spend cap", lambda: _budget(api, scope.environment))
+        read.budget = budget
         return read
 
     return run_modal(
@@ -88,6 +100,39 @@ def _read(scope: AuditScope, environ: Mapping[str, str]) -> _Read:
         policy=AUDIT_POLICY,
         environ=dict(environ),
     )
+
+
+async def _budget(api: ModalApi, environment: str) -> list[BudgetStatus | None]:
+    return [await live_budget(api, environment)]
+
+
+def budget_findings(scope: AuditScope, status: BudgetStatus | None) -> SourceResult:
+    """The spend cap: reached (high), none (high in prod, which must have one; low in dev), or
+    most of it spent this cycle (medium)."""
+    result = SourceResult()
+    if status is None:
+        return result  # the environment is gone: the service-user part says so
+    said = budget_finding(status)
+    if said is None:
+        cap = f"${status.cap:,.2f}" if status.cap is not None else "no cap"
+        result.activity.append(Activity(SYSTEM, f"spend this cycle ${status.usage:,.2f} of {cap}"))
+        return result
+    if status.limit_reached or (status.cap is None and scope.config.is_prod):
+        severity = Severity.HIGH
+    else:
+        severity = Severity.LOW if status.cap is None else Severity.MEDIUM
+    result.findings.append(
+        Finding(
+            SYSTEM,
+            "modal-budget",
+            severity,
+            f"the spend cap of `{scope.environment}`",
+            said,
+            f"pulumi config set monthlyBudgetDollars DOLLARS --stack {scope.stack} "
+            f"&& pulumi up --stack {scope.stack}",
+        )
+    )
+    return result
 
 
 def modal_source(scope: AuditScope, environ: Mapping[str, str]) -> SourceResult:
@@ -106,4 +151,6 @@ def modal_source(scope: AuditScope, environ: Mapping[str, str]) -> SourceResult:
         result.extend(service_user_findings(scope, read.users, read.environment_id))
     if read.tokens is not None:
         result.extend(member_token_findings(scope, read.tokens))
+    if read.budget is not None:
+        result.extend(budget_findings(scope, read.budget[0]))
     return result

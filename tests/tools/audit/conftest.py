@@ -59,4 +59,5 @@ def workspace(fake_modal: FakeModal) -> FakeModal:
     state.add_environment("prod", restricted=True)
     for env in ("dev", "prod"):
         mint(fake_modal, env)
+        state.environments[env].budget_dollars = 500.0  # `pulumi up` set a spend cap
     return fake_modal

@@ -40,6 +40,7 @@ def prod_clean(fake_modal: FakeModal, fake_github: FakeGitHub, aws_stack, monkey
     in all three systems, and the environment pointing at them (MODAL_* the owner's token)."""
     state = fake_modal.state
     state.add_environment("prod", restricted=True)
+    state.environments["prod"].budget_dollars = 500.0  # `pulumi up` set prod's spend cap
     mint(fake_modal, "prod")
     fake_modal.use(monkeypatch)
     github = fake_github.state

@@ -59,9 +59,33 @@ def test_audit_modal_a_clean_stack_has_no_findings_and_only_reads(workspace: Fak
     result = _audit(workspace, _scope("prod"))
     assert result.findings == [] and result.not_checked == []
     assert [a.text for a in result.activity] == [
-        f"by CI ('{CI_SERVICE_USER}') in `prod`: `app.deploy` ×1, `secret.update` ×1"
+        f"by CI ('{CI_SERVICE_USER}') in `prod`: `app.deploy` ×1, `secret.update` ×1",
+        "spend this cycle $0.00 of $500.00",
     ]
     assert workspace.mutating_calls() == [] and workspace.unimplemented_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("stack", "cap", "usage", "kind", "severity"),
+    [
+        ("prod", None, 0.0, "no spend cap", Severity.HIGH),  # prod must have one
+        ("dev", None, 0.0, "no spend cap", Severity.LOW),
+        ("prod", 500.0, 420.0, "84% of its $500.00 cap", Severity.MEDIUM),
+        ("prod", 500.0, 500.0, "has reached its spend limit", Severity.HIGH),
+    ],
+)
+def test_audit_modal_the_spend_cap_missing_mostly_spent_or_reached(
+    workspace: FakeModal, stack, cap, usage, kind, severity
+) -> None:
+    """EnvironmentGetBudget (modal_proto api_pb2.pyi EnvironmentGetBudgetResponse), judged by
+    infra.modal_hook.budget.budget_finding."""
+    env = workspace.state.environments[stack]
+    env.budget_dollars = cap
+    env.usage_dollars = usage
+    (finding,) = _audit(workspace, _scope(stack)).findings
+    assert (finding.kind, finding.severity) == ("modal-budget", severity)
+    assert kind in finding.detail
+    assert f"monthlyBudgetDollars DOLLARS --stack {stack}" in finding.command
 
 
 @pytest.mark.parametrize(("stack", "severity"), [("prod", Severity.HIGH), ("dev", Severity.MEDIUM)])
