@@ -18,6 +18,7 @@ from infra.policies.github_environments import (
 from infra.policies.isolation import check_environment_isolation
 from infra.policies.key_rotation import check_access_key_age
 from infra.policies.modal_restricted import check_modal_prod_restricted
+from infra.policies.prod_state import check_prod_state_holds_no_credential
 from infra.policies.model import PolicyContext, Resource, ResourcePolicy, StackPolicy, Violation
 from infra.policies.oidc_trust import check_oidc_trust, check_one_repository
 from infra.policies.runtime_principal import check_runtime_cannot_escalate
@@ -91,6 +92,13 @@ RESOURCE_POLICIES: tuple[ResourcePolicy, ...] = (
         "The prod Modal environment is restricted.",
         "mandatory",
         check_modal_prod_restricted,
+    ),
+    ResourcePolicy(
+        "prod-state-holds-no-credential",
+        "prod's config and state hold no credential that deploys or writes: no config-supplied "
+        "deploy token, no access key.",
+        "mandatory",
+        check_prod_state_holds_no_credential,
     ),
     ResourcePolicy(
         "main-requires-approval",

@@ -292,7 +292,10 @@ def test_escalation_check_passes_both_rendered_stacks_in_access_key_mode(stack) 
         "iam:PutUserPolicy" in s["Action"] and s["Resource"] == [user]
         for s in document["Statement"]
     )
-    assert verdicts(rendering) == set()
+    # prod in access-key mode is refused for its key in state (prod-state-holds-no-credential),
+    # not for its IAM: the escalation policies pass either way
+    allowed = {"prod-state-holds-no-credential"} if stack == "prod" else set()
+    assert {policy for policy, _, _ in verdicts(rendering)} == allowed
 
 
 @pytest.mark.parametrize(
