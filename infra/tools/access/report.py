@@ -100,12 +100,14 @@ def readme_table(graph: Graph) -> str:
         "|---|---|---|---|---|",
     ]
     for name, c in sorted(graph.credentials.items()):
-        obtainers = "; ".join(o.by for o in c.obtainable_by[:1] if o.via is None) or "; ".join(
-            f"holders of {o.via}" for o in c.obtainable_by if o.via
+        # Where it lives decides who can obtain it; the jobs that receive it are in `--json`.
+        obtainers = "; ".join(
+            f"holders of {o.via}" if o.via else o.by
+            for o in c.obtainable_by
+            if o.via or " / " not in o.by or len(c.obtainable_by) == 1
         )
-        reaches = (
-            "; ".join(f"{r.environment} {r.system} {r.access}" for r in c.reaches) or "nothing"
-        )
+        reached = dict.fromkeys(f"{r.environment} {r.system} {r.access}" for r in c.reaches)
+        reaches = "; ".join(reached) or "nothing"
         rows.append(
             f"| {_cell(name)} | {_cell(c.held_in)} | {_cell(obtainers)} | "
             f"{'yes' if c.needs_prod_approval else 'no'} | {_cell(reaches)} |"
