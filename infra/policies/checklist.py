@@ -18,9 +18,9 @@ from infra.policies.github_environments import (
 from infra.policies.isolation import check_environment_isolation
 from infra.policies.key_rotation import check_access_key_age
 from infra.policies.modal_restricted import check_modal_prod_restricted
-from infra.policies.prod_state import check_prod_state_holds_no_credential
 from infra.policies.model import PolicyContext, Resource, ResourcePolicy, StackPolicy, Violation
 from infra.policies.oidc_trust import check_oidc_trust, check_one_repository
+from infra.policies.prod_state import check_prod_state_holds_no_credential
 from infra.policies.runtime_principal import check_runtime_cannot_escalate
 from infra.policies.secret_inputs import applies_secret_inputs, check_secret_inputs
 from infra.policies.wildcards import check_no_wildcards

@@ -85,8 +85,10 @@ def test_planted_secrets_never_appear_in_text_or_json(stack) -> None:
         run_plan("--stack", stack, "--config-json", "-", stdin=config),
         run_plan("--stack", stack, "--json", "--config-json", "-", stdin=config),
     ]
+    # prod's config may not supply CI's deploy token (prod-state-holds-no-credential): the plan
+    # says so and exits 1, still without echoing it
     for result in outputs:
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == (1 if stack == "prod" else 0), result.stderr
         for value in PLANTED.values():
             assert value not in result.stdout and value not in result.stderr
     document = json.loads(outputs[1].stdout)
