@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from infra.policies.documents import is_allow, permission_documents, statement_label
+from infra.policies.documents import allow_statements, statement_label
 from infra.policies.model import PolicyContext, Resource, as_list
 
 _WILDCARDS = ("*", "?")
@@ -48,20 +48,15 @@ def wildcard_parts(arn: str) -> list[str]:
 
 def check_arn_names_exact(resource: Resource, ctx: PolicyContext) -> Iterator[str]:
     """Every ARN an Allow names has a literal account and a literal resource name."""
-    for document, _problem in permission_documents(resource):
-        if document is None:
-            continue  # an unparsable document is reported by iam-no-wildcards
-        for index, statement in enumerate(document.statements):
-            if not is_allow(statement):
-                continue  # a Deny with a wildcard only takes more away
-            actions = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
-            said = ", ".join(actions) or "its actions"
-            for arn in as_list(statement.get("Resource")):
-                if not isinstance(arn, str) or arn == "*":
-                    continue  # a bare '*' is iam-no-wildcards' finding
-                wild = wildcard_parts(arn)
-                if wild:
-                    yield _message(statement_label(document, index, statement), said, arn, wild)
+    for document, index, statement in allow_statements(resource):
+        actions = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
+        said = ", ".join(actions) or "its actions"
+        for arn in as_list(statement.get("Resource")):
+            if not isinstance(arn, str) or arn == "*":
+                continue  # a bare '*' is iam-no-wildcards' finding
+            wild = wildcard_parts(arn)
+            if wild:
+                yield _message(statement_label(document, index, statement), said, arn, wild)
 
 
 def _message(label: str, said: str, arn: Any, wild: list[str]) -> str:

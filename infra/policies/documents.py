@@ -78,3 +78,14 @@ def permission_documents(resource: Resource) -> Iterator[tuple[Document | None, 
                     f"inline policy '{inline.get('name')}' of role '{props.get('name')}'",
                     inline.get("policy"),
                 )
+
+
+def allow_statements(resource: Resource) -> Iterator[tuple[Document, int, Mapping[str, Any]]]:
+    """(document, index, statement) of every Allow in the resource's permission documents. A
+    Deny only takes more away; an unparsable document is `iam-no-wildcards`' finding."""
+    for document, _problem in permission_documents(resource):
+        if document is None:
+            continue
+        for index, statement in enumerate(document.statements):
+            if is_allow(statement):
+                yield document, index, statement

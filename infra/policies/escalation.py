@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from infra.core import names
-from infra.policies.documents import is_allow, permission_documents, statement_label
+from infra.policies.documents import allow_statements, statement_label
 from infra.policies.model import PolicyContext, Resource, as_list
 
 # The single home of "which actions escalate privilege". Sources: Rhino Security Labs, "AWS IAM
@@ -146,27 +146,21 @@ def check_no_privilege_escalation(resource: Resource, ctx: PolicyContext) -> Ite
     `*`); NotAction grants every escalation action it does not exclude; NotResource and a missing
     Resource reach more than one ARN, so they never match the allowed one.
     """
-    for document, _problem in permission_documents(resource):
-        if document is None:
-            continue  # an unparsable document is reported by iam-no-wildcards
-        for index, statement in enumerate(document.statements):
-            if not is_allow(statement):
+    for document, index, statement in allow_statements(resource):
+        resources, where = _scope(statement)
+        for said, actions in _grants(statement):
+            bad = [
+                action
+                for action in actions
+                if not resources or not all(_allowed(action, r, ctx.environment) for r in resources)
+            ]
+            if not bad:
                 continue
-            resources, where = _scope(statement)
-            for said, actions in _grants(statement):
-                bad = [
-                    action
-                    for action in actions
-                    if not resources
-                    or not all(_allowed(action, r, ctx.environment) for r in resources)
-                ]
-                if not bad:
-                    continue
-                exact = len(bad) == 1 and bad[0].lower() == said.lower()
-                how = said if exact else f"{said}, which grants {', '.join(bad)}"
-                yield (
-                    f"{statement_label(document, index, statement)} allows {how} on {where}: "
-                    "privilege escalation (ESCALATION_ACTIONS in infra/policies/escalation.py); "
-                    f"{_design_note(ctx.environment)}; grant no other escalation action, and "
-                    "those on no other ARN (infra/stages/aws/iam.py)"
-                )
+            exact = len(bad) == 1 and bad[0].lower() == said.lower()
+            how = said if exact else f"{said}, which grants {', '.join(bad)}"
+            yield (
+                f"{statement_label(document, index, statement)} allows {how} on {where}: "
+                "privilege escalation (ESCALATION_ACTIONS in infra/policies/escalation.py); "
+                f"{_design_note(ctx.environment)}; grant no other escalation action, and "
+                "those on no other ARN (infra/stages/aws/iam.py)"
+            )

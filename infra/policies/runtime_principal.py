@@ -9,11 +9,7 @@ from typing import Any
 
 from infra.core import names
 from infra.core import resource_types as types
-from infra.policies.documents import (
-    is_allow,
-    permission_documents,
-    statement_label,
-)
+from infra.policies.documents import allow_statements, statement_label
 from infra.policies.model import (
     PolicyContext,
     Resource,
@@ -93,20 +89,15 @@ def check_runtime_cannot_escalate(resource: Resource, ctx: PolicyContext) -> Ite
             f"{resource.name} attaches {props.get('policyArn')} to the {scope}: it gets "
             "exactly its inline policy, no more"
         )
-    for document, _problem in permission_documents(resource):
-        if document is None:
-            continue  # an unparsable document is reported by iam-no-wildcards
-        for index, statement in enumerate(document.statements):
-            if not is_allow(statement):
-                continue
-            label = statement_label(document, index, statement)
-            if "NotAction" in statement:
-                yield f"{label} of the {scope} uses NotAction, which includes IAM and STS"
-            actions = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
-            forbidden = sorted(a for a in actions if _touches_forbidden_service(a))
-            if forbidden:
-                yield (
-                    f"{label} lets the {scope} call {', '.join(forbidden)}: the GPU app must never "
-                    "touch IAM or STS (no iam:PassRole, no sts:AssumeRole); grant only the S3 "
-                    "calls it makes (infra/stages/aws/iam.py runtime_policy)"
-                )
+    for document, index, statement in allow_statements(resource):
+        label = statement_label(document, index, statement)
+        if "NotAction" in statement:
+            yield f"{label} of the {scope} uses NotAction, which includes IAM and STS"
+        actions = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
+        forbidden = sorted(a for a in actions if _touches_forbidden_service(a))
+        if forbidden:
+            yield (
+                f"{label} lets the {scope} call {', '.join(forbidden)}: the GPU app must never "
+                "touch IAM or STS (no iam:PassRole, no sts:AssumeRole); grant only the S3 "
+                "calls it makes (infra/stages/aws/iam.py runtime_policy)"
+            )
