@@ -207,3 +207,20 @@ def test_an_adopted_token_must_hold_exactly_its_one_role(modal_env, provider) ->
 def test_bad_inputs_are_named_at_check(provider, overrides, prop) -> None:
     result = provider.check({}, minted(**overrides))
     assert prop in [f.property for f in result.failures], result.failures
+
+
+def test_a_drift_check_with_a_viewer_token_keeps_the_state_when_it_may_not_list_users(
+    modal_env, provider, monkeypatch
+) -> None:
+    """Drift checks refresh with CI's read token (a viewer). Whether Modal lets a viewer list
+    service users is not documented (the fake answers PERMISSION_DENIED): the refresh then keeps
+    what the state says, with a warning, instead of failing the whole drift check."""
+    modal_env.state.add_environment("dev")
+    viewer = provider.create(
+        checked(provider, minted(role="viewer", service_user_name="rentagpu-dev-ci-read-1"))
+    )
+    token = (opened(viewer.outs["sealed_token_id"]), opened(viewer.outs["sealed_token_secret"]))
+    modal_env.use(monkeypatch, token)
+    assert provider.read(viewer.id, viewer.outs).outs == viewer.outs
+    (refused,) = [c for c in modal_env.calls if c.rpc == "ServiceUserList" and c.status != "OK"]
+    assert refused.status == "PERMISSION_DENIED"
