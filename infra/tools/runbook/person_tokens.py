@@ -18,7 +18,7 @@ from typing import TextIO
 
 from infra.core.config import config_value
 from infra.core.errors import RentagpuError, RotationError
-from infra.tools.runbook.driver import StackDriver
+from infra.tools.runbook.driver import StackDriver, names_config
 from infra.tools.runbook.places import (
     GITHUB_READ_TOKEN_PLACE,
     SecretPlace,
@@ -28,7 +28,7 @@ from infra.tools.runbook.places import (
 )
 from infra.tools.runbook.steps import Steps
 
-PULUMI_TOKENS_PAGE = "https://app.pulumi.com (your organization > Settings > Access tokens)"
+PULUMI_TOKENS_PAGE = "Pulumi Cloud (https://app.pulumi.com)"
 GITHUB_TOKENS_PAGE = "https://github.com/settings/personal-access-tokens (Fine-grained tokens)"
 # What the GitHub read token's lookups need: the program reads the repository's settings,
 # environments, rulesets, variables and secrets' names; the audit reads deployments and runs.
@@ -75,7 +75,10 @@ def pulumi_token(stack: str, environment: str, scope: str, project: str) -> Pers
             "that default (Pulumi docs: Access tokens, 'What team tokens can do')",
             f"{access} includes decrypting the stack's config and state (stack:decrypt)",
         ),
-        revoke=(f"{PULUMI_TOKENS_PAGE}: the old token's row > Delete token",),
+        revoke=(
+            f"{PULUMI_TOKENS_PAGE}: the Access tokens page of the team (or organization, or "
+            "person) that owns the old token > delete it",
+        ),
     )
 
 
@@ -107,16 +110,17 @@ def rotate_person_token(
     now: datetime.datetime | None = None,
 ) -> int:
     """Print the steps (or, with `check_since`, check GitHub's record); the exit code."""
-    raw = driver.get_config()
+    notes: list[str] = []
+    raw = names_config(driver, notes)
     stack = driver.stack
     environment = config_value(raw, "environment") or stack
     repo = f"{config_value(raw, 'githubOwner') or 'OWNER'}/{config_value(raw, 'githubRepository') or 'REPO'}"
     if scope is None:
         token = github_read_token(repo)
-        kind = "github-read-token"
+        command = f"github-read-token --stack {stack}"
     else:
         token = pulumi_token(stack, environment, scope, _project())
-        kind = f"pulumi-token --scope {scope}"
+        command = f"pulumi-token --stack {stack} --scope {scope}"
     if check_since is not None:
         return _check(token, repo, check_since, out, environ)
     started = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -135,7 +139,7 @@ def rotate_person_token(
     steps.say("read by: " + (", ".join(used_by) or "no workflow job (nothing uses it)"))
     steps.step("Check that GitHub holds a value written from now on")
     steps.say(
-        f"python -m infra rotate {kind} --stack {stack} --check-since {started}   "
+        f"python -m infra rotate {command} --check-since {started}   "
         "(GITHUB_TOKEN: a token that may read the repository's secrets' names)"
     )
     steps.step("Let a run of the jobs above succeed with it")
@@ -147,6 +151,8 @@ def rotate_person_token(
         f"then: python -m infra incident --stack {stack} --credential {token.credential} "
         "--verify   (the old token without echo, or on stdin)"
     )
+    for note in notes:
+        print(f"note: {note}", file=out)
     return 0
 
 
