@@ -177,3 +177,44 @@ def test_each_credential_s_incident_names_the_github_secrets_it_is_held_in(stack
         assert places <= printed_places(output), (credential.name, output)
         checked += 1
     assert checked >= 5  # deploy and read tokens, Pulumi tokens, the GitHub read token
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_the_audit_s_fix_commands_for_ci_secrets_are_runbook_commands_that_exist(
+    graphs, fallback: bool
+) -> None:
+    """The audit (`github-secret-due`, `modal-service-user-*`) tells a user what to run: a
+    command of this runbook, never one that was removed."""
+    from infra.tools.audit import github as audit_github
+    from infra.tools.audit import modal_users
+    from infra.tools.audit.findings import AuditScope
+    from tests.tools.audit.support import NOW
+
+    commands = {}
+    for stack in STACKS:
+        config = stack_config(stack, **(FALLBACK_TOKEN if fallback else {}))
+        scope = AuditScope(config, NOW, 7, 90)
+        # the secret lists the audit reads for the stack, as it labels them
+        for where, path, prefix in audit_github._secret_places("/repos/o/r", stack):
+            location = path.split("/environments/")[1].split("/")[0] if prefix is None else None
+            for place, secret in workflow_places(graphs["committed"]):
+                if place == location and secret.startswith(prefix or ""):
+                    commands[(stack, location, secret)] = audit_github._rotation_command(
+                        scope, secret, where
+                    )
+        for purpose, role in names.CI_TOKEN_ROLES.items():
+            user = names.ci_service_user(stack, purpose, 1)
+            commands[(stack, "modal", user)] = modal_users._rotation_command(scope, user, role)
+        commands[(stack, "modal", "by hand")] = modal_users._rotation_command(
+            scope, "notebooks", "viewer"
+        )
+    for key, command in commands.items():
+        assert command.startswith("python -m infra "), (key, command)
+        build_parser().parse_args(shlex.split(command.removeprefix("python -m infra ")))
+    assert commands[("prod", "prod", "MODAL_TOKEN_ID")] == (
+        "python -m infra rotate modal-token --stack prod --create-service-user NAME"
+        if fallback
+        else "python -m infra rotate ci-tokens --stack prod"
+    )
+    assert commands[("prod", "prod-readonly", "PULUMI_ACCESS_TOKEN")].endswith("--scope read")
+    assert commands[("dev", None, "RENTAGPU_DEV_PULUMI_READ_TOKEN")].endswith("--scope preview")
