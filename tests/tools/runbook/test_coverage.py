@@ -218,3 +218,11 @@ def test_the_audit_s_fix_commands_for_ci_secrets_are_runbook_commands_that_exist
     )
     assert commands[("prod", "prod-readonly", "PULUMI_ACCESS_TOKEN")].endswith("--scope read")
     assert commands[("dev", None, "RENTAGPU_DEV_PULUMI_READ_TOKEN")].endswith("--scope preview")
+
+
+def test_the_doctor_names_an_incident_kind_that_exists_for_a_ci_token_on_a_laptop() -> None:
+    from infra.tools.doctor.modal_checks import _ci_kind
+
+    assert _ci_kind(names.ci_service_user("prod", "read", 3)) == "modal-read-token"
+    assert _ci_kind(names.ci_service_user("dev", "deploy", 1)) == "modal-deploy-token"
+    assert _ci_kind("rentagpu-ci-fallback-20261129") in CREDENTIALS
