@@ -226,3 +226,15 @@ def test_the_doctor_names_an_incident_kind_that_exists_for_a_ci_token_on_a_lapto
     assert _ci_kind(names.ci_service_user("prod", "read", 3)) == "modal-read-token"
     assert _ci_kind(names.ci_service_user("dev", "deploy", 1)) == "modal-deploy-token"
     assert _ci_kind("rentagpu-ci-fallback-20261129") in CREDENTIALS
+
+
+def test_the_readme_s_runbook_names_every_kind_and_no_removed_one() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    start = readme.index("## Runbook: rotation and incidents")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    for kind in CREDENTIALS:
+        assert f"`{kind}`" in section, kind
+    for kind in ROTATE_KINDS:
+        assert f"rotate {kind} --stack" in section, kind
+    for removed in ("modal-read-token --stack", "--credential modal-token", "`github-token`"):
+        assert removed not in section
