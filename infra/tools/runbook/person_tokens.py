@@ -165,12 +165,12 @@ def _project() -> str:
     return "PROJECT"
 
 
-def _parse_time(text: str) -> datetime.datetime:
+def _parse_time(text: str, what: str = "--check-since") -> datetime.datetime:
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise RotationError(
-            f"--check-since {text!r} is not a time; use ISO 8601, e.g. 2026-11-29T10:41:00Z"
+            f"{what} {text!r} is not a time; use ISO 8601, e.g. 2026-11-29T10:41:00Z"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
 
@@ -192,7 +192,8 @@ def _check(
     if found is None:
         print(f"NOT SET: {place.describe()} does not exist in {repo}", file=out)
         return 1
-    updated = _parse_time(str(found.get("updated_at") or found.get("created_at") or ""))
+    written = str(found.get("updated_at") or found.get("created_at") or "")
+    updated = _parse_time(written, f"GitHub's date of {place.name}")
     if updated < since:
         print(
             f"OLD: {place.describe()} was last written {updated:%Y-%m-%dT%H:%M:%SZ}, before "
