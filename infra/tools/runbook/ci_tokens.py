@@ -97,14 +97,7 @@ def rotate_ci_tokens(driver: StackDriver, *, resume: bool, out: TextIO) -> None:
 
     steps.step(f"Read stack '{stack}': ciTokenSerial {serial}")
     for purpose in names.CI_TOKEN_ROLES:
-        if purpose in purposes:
-            steps.say(f"{purpose} token: minted by `pulumi up`, rotated here")
-        else:
-            steps.say(
-                f"{purpose} token: adopted from stack config ({full_key('modalTokenId')}, the "
-                "fallback): not rotated here; rotate it with "
-                f"`python -m infra rotate modal-token --stack {stack} --create-service-user NAME`"
-            )
+        steps.say(_origin(purpose, purpose in purposes, stack))
 
     steps.step("Ask Modal (your MODAL_TOKEN_*) which of CI's service users exist")
     before = CiUsers.listed(environment, purposes)
@@ -143,19 +136,33 @@ def rotate_ci_tokens(driver: StackDriver, *, resume: bool, out: TextIO) -> None:
             + "\n  - ".join(problems)
             + f"\nfix the cause, then run: {resume_hint}"
         )
+    _report(steps, stack, before, after)
+
+
+def _report(steps: Steps, stack: str, before: CiUsers, after: CiUsers) -> None:
     for users in after.by_purpose.values():
         for user in users:
             steps.say(f"ok: {user.describe()}")
     gone = sorted(set(before.user_names()) - set(after.user_names()))
     steps.say("deleted: " + (", ".join(gone) if gone else "nothing (none existed before)"))
-    for purpose in purposes:
-        where = describe(ci_token_places(environment, purpose))
+    for purpose in after.by_purpose:
+        where = describe(ci_token_places(after.environment, purpose))
         steps.say(f"GitHub holds the {purpose} token in its {where}")
-    kinds = " / ".join(f"modal-{p}-token" for p in purposes)
+    kinds = [f"modal-{p}-token" for p in after.by_purpose]
     steps.say(
         "done. CI's next runs use the new tokens, and Modal refuses the old ones: with an old "
-        f"token, `python -m infra incident --stack {stack} --credential {kinds.split(' / ')[0]} "
-        f"--verify` shows it ({kinds})"
+        f"token, `python -m infra incident --stack {stack} --credential {kinds[0]} --verify` "
+        f"shows it ({' / '.join(kinds)})"
+    )
+
+
+def _origin(purpose: str, minted: bool, stack: str) -> str:
+    if minted:
+        return f"{purpose} token: minted by `pulumi up`, rotated here"
+    return (
+        f"{purpose} token: adopted from stack config ({full_key('modalTokenId')}, the fallback): "
+        "not rotated here; rotate it with "
+        f"`python -m infra rotate modal-token --stack {stack} --create-service-user NAME`"
     )
 
 
