@@ -157,15 +157,22 @@ def _secret_places(repo: str, env: str) -> list[tuple[str, str, str | None]]:
 
 
 def _rotation_command(scope: AuditScope, secret: str, where: str) -> str:
-    stack = scope.stack
-    if secret in names.GITHUB_TOKEN_SECRETS:
+    """The runbook's command for a secret due for rotation (`python -m infra rotate KIND`)."""
+    stack, env = scope.stack, scope.environment
+    location = where.split("`")[1] if where.startswith("environment") else None
+    if secret in names.GITHUB_TOKEN_SECRETS and scope.config.modal.token_id is not None:
         return f"python -m infra rotate modal-token --stack {stack} --create-service-user NAME"
-    if secret in names.read_token_secrets(scope.environment):
-        return f"python -m infra rotate modal-read-token --stack {stack} --create-service-user NAME"
-    if where.startswith("environment"):
-        env = where.split("`")[1]
-        return f"gh secret set {secret} --env {env}  # a new value, on stdin"
-    return f"gh secret set {secret}  # a new value, on stdin"
+    if secret in (*names.GITHUB_TOKEN_SECRETS, *names.read_token_secrets(env)):
+        return f"python -m infra rotate ci-tokens --stack {stack}"
+    if secret == names.PULUMI_TOKEN_SECRET and location in (env, names.readonly_environment(env)):
+        scope_name = "write" if location == env else "read"
+        return f"python -m infra rotate pulumi-token --stack {stack} --scope {scope_name}"
+    if secret == names.pulumi_read_token_secret(env):
+        return f"python -m infra rotate pulumi-token --stack {stack} --scope preview"
+    if secret == names.GITHUB_READ_TOKEN_SECRET:
+        return f"python -m infra rotate github-read-token --stack {stack}"
+    env_flag = f" --env {location}" if location else ""
+    return f"gh secret set {secret}{env_flag}  # a new value, on stdin"
 
 
 def _secrets(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 
+from infra.core import names
 from infra.core.config import expected_service_users
 from infra.core.secrets import mask_id
 from infra.tools.audit.findings import (
@@ -112,10 +113,26 @@ def service_user_findings(scope: AuditScope, users, environment_id: str) -> Sour
     return result
 
 
+def _rotation_command(scope: AuditScope, name: str, role: str) -> str:
+    """What replaces the service user's token: CI's minted ones rotate with `ciTokenSerial`; a
+    contributor next to a fallback deploy token is taken for it; any other was made by hand."""
+    modal = scope.config.modal
+    minted = {
+        names.ci_service_user(scope.environment, purpose, modal.ci_token_serial)
+        for purpose in names.CI_TOKEN_ROLES
+    }
+    if name in minted:
+        return f"python -m infra rotate ci-tokens --stack {scope.stack}"
+    if role == "contributor" and modal.token_id is not None:
+        return (
+            f"python -m infra rotate modal-token --stack {scope.stack} --create-service-user NAME"
+        )
+    return f"python -m infra incident --stack {scope.stack} --credential modal-service-user"
+
+
 def _lifetime(scope: AuditScope, user, subject: str, role: str) -> SourceResult:
     result = SourceResult()
-    credential = "modal-token" if role == "contributor" else "modal-read-token"
-    rotate = f"python -m infra rotate {credential} --stack {scope.stack} --create-service-user NAME"
+    rotate = _rotation_command(scope, user.name, role)
     created = from_epoch(user.created_at)
     expires = from_epoch(user.expires_at) if user.HasField("expires_at") else None
     if not user.scoped:

@@ -109,6 +109,12 @@ def modal_checks(profile: ModalProfile, rotation_days: int, *, person: bool) -> 
         ]
 
 
+def _ci_kind(service_user: str) -> str:
+    """The incident kind of a CI service user's token (`names.ci_service_user` puts the purpose
+    in its name; a hand-made one is the fallback deploy token or a configured service user)."""
+    return "modal-read-token" if "-ci-read-" in service_user else "modal-deploy-token"
+
+
 def _identity(profile: ModalProfile, info, person: bool) -> Check:
     token = profile.masked_token
     if info.HasField("service_user_identity"):
@@ -124,7 +130,8 @@ def _identity(profile: ModalProfile, info, person: bool) -> Check:
             "credential on a laptop. Personal tokens are for local and dev use; CI's belong in "
             "GitHub environment secrets only",
             f"modal token new --profile {profile.name}  # your own; then `python -m infra incident"
-            " --stack STACK --credential modal-token` if that token should not have been here",
+            f" --stack STACK --credential {_ci_kind(name)}` if that token should not have been "
+            "here",
         )
     return Check(
         "token owner",

@@ -201,3 +201,23 @@ class Console:
     def peers(self, stack: str) -> dict[str, StackDriver]:
         """Drivers of every other stack of the project."""
         return other_stack_drivers(stack, self.drivers)
+
+
+def names_config(driver: StackDriver, notes: list[str]) -> dict[str, RawValue]:
+    """The stack's config for commands that need only its names (repository, environment,
+    serials): from the backend, or, when it cannot be asked, from the stack file in the checkout
+    (which holds secrets only encrypted). What was read is added to `notes`."""
+    from infra.core.config_sources import config_from_stack_file
+    from infra.core.errors import RentagpuError
+
+    try:
+        return driver.get_config()
+    except RentagpuError as error:
+        path = PROJECT_DIR / f"Pulumi.{driver.stack}.yaml"
+        try:
+            raw = config_from_stack_file(path)
+        except (OSError, RentagpuError):
+            notes.append(f"stack config unreadable ({error}); names below use placeholders")
+            return {}
+        notes.append(f"the backend was not asked ({error}): names below come from {path.name}")
+        return raw

@@ -15,13 +15,15 @@ from infra.core.secrets import SecretStr, mask_id
 from infra.tools.runbook.aws_keys import AwsAccess, AwsKey
 from infra.tools.runbook.driver import StackDriver
 from infra.tools.runbook.holders import config_holders, state_holders
-from infra.tools.runbook.incident_places import DEFAULT_GITHUB_API, GITHUB_API_VARIABLE
-from infra.tools.runbook.modal_tokens import (
-    TOKEN_SLOTS,
-    ModalToken,
-    find_modal_token,
-    identify_token,
-)
+from infra.tools.runbook.incident_kinds import GITHUB_KINDS, MODAL_KINDS
+from infra.tools.runbook.modal_tokens import ModalToken, find_modal_token, identify_token
+
+GITHUB_API_VARIABLE = "GITHUB_API_URL"
+DEFAULT_GITHUB_API = "https://api.github.com"
+# A self-hosted Pulumi Cloud's API (`pulumi login https://api.pulumi.example.com` sets it); a
+# self-managed backend (s3://, file://) has no access tokens at all.
+PULUMI_BACKEND_VARIABLE = "PULUMI_BACKEND_URL"
+DEFAULT_PULUMI_API = "https://api.pulumi.com"
 
 
 @dataclass
@@ -35,24 +37,40 @@ class Verdict:
         return not self.held and not self.unchecked
 
 
-def _github_token_status(token: str, environ: Mapping[str, str]) -> str:
-    """ "rejected", "works as LOGIN", or "unknown: ..." from GitHub's GET /user."""
+def _token_status(url: str, headers: Mapping[str, str], login_field: str) -> str:
+    """ "rejected" (HTTP 401), "works as LOGIN", or "unknown: ..." from one GET with the token."""
     import urllib.error
     import urllib.request
 
-    base = (environ.get(GITHUB_API_VARIABLE) or DEFAULT_GITHUB_API).rstrip("/")
-    request = urllib.request.Request(  # noqa: S310 - the API base is https or a test server
-        f"{base}/user",
-        headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
-    )
+    request = urllib.request.Request(url, headers=dict(headers))  # noqa: S310 - https or a test server
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-            login = json.loads(reply.read() or b"{}").get("login", "?")
+            login = json.loads(reply.read() or b"{}").get(login_field, "?")
             return f"works as '{login}'"
     except urllib.error.HTTPError as error:
         return "rejected" if error.code == 401 else f"unknown: HTTP {error.code}"
     except (urllib.error.URLError, OSError) as error:
         return f"unknown: {type(error).__name__}"
+
+
+def _github_token_status(token: str, environ: Mapping[str, str]) -> str:
+    """GitHub's GET /user: 401 for a revoked or unknown token."""
+    base = (environ.get(GITHUB_API_VARIABLE) or DEFAULT_GITHUB_API).rstrip("/")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    return _token_status(f"{base}/user", headers, "login")
+
+
+def _pulumi_token_status(token: str, environ: Mapping[str, str]) -> str:
+    """Pulumi Cloud's GET /api/user, what `pulumi whoami` calls (pulumi/pulumi
+    pkg/backend/httpstate/client/client.go, GetPulumiAccountDetails); the API answers 401 "if
+    the token is missing or invalid" (pulumi.com/docs, Pulumi Cloud REST API, API Basics)."""
+    base = (environ.get(PULUMI_BACKEND_VARIABLE) or DEFAULT_PULUMI_API).rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        return f"unknown: {PULUMI_BACKEND_VARIABLE} is a self-managed backend, which has no tokens"
+    if base == "https://app.pulumi.com":
+        base = DEFAULT_PULUMI_API
+    headers = {"Authorization": f"token {token}", "Accept": "application/vnd.pulumi+8"}
+    return _token_status(f"{base}/api/user", headers, "githubLogin")
 
 
 def verify(
@@ -90,19 +108,26 @@ def verify(
         if not holders:
             verdict.clean.append(f"Pulumi state of stack '{stack}' ({len(resources)} resources)")
 
-    if credential in TOKEN_SLOTS:
+    if credential in MODAL_KINDS:
         _verify_modal(verdict, needle, old_id, old_secret)
     elif credential == "aws-key":
         _verify_aws(verdict, driver, old_id, old_secret, environ)
+    elif credential in GITHUB_KINDS:
+        _verify_issuer(verdict, "GitHub", _github_token_status(needle, environ))
+    elif credential == "pulumi-token":
+        _verify_issuer(verdict, "Pulumi Cloud", _pulumi_token_status(needle, environ))
     else:
-        status = _github_token_status(needle, environ)
-        if status == "rejected":
-            verdict.clean.append("GitHub rejects the old token (401)")
-        elif status.startswith("works"):
-            verdict.held.append(f"GitHub: the old token still authenticates, {status}")
-        else:
-            verdict.unchecked.append(f"GitHub: {status}")
+        verdict.unchecked.append(f"no issuer to ask about a {credential}")
     return verdict
+
+
+def _verify_issuer(verdict: Verdict, issuer: str, status: str) -> None:
+    if status == "rejected":
+        verdict.clean.append(f"{issuer} rejects the old token (401)")
+    elif status.startswith("works"):
+        verdict.held.append(f"{issuer}: the old token still authenticates, {status}")
+    else:
+        verdict.unchecked.append(f"{issuer}: {status}")
 
 
 def _verify_modal(

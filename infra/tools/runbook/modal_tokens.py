@@ -1,4 +1,6 @@
-"""A stack's Modal tokens as the runbook handles them: where each lives, and what Modal says of it."""
+"""Modal tokens as the runbook handles them: the fallback deploy token's config keys, who Modal
+says a token is, whether it reaches an environment, the workspace's service users, creating one and
+revoking a token."""
 
 from __future__ import annotations
 
@@ -19,47 +21,11 @@ from infra.modal_hook.client import (
     run_modal,
 )
 
-
-@dataclass(frozen=True)
-class TokenSlot:
-    """Where one Modal token of a stack lives: config keys, GitHub secrets, default role."""
-
-    credential: str
-    id_key: str
-    secret_key: str
-    default_role: str
-    read_only: bool  # the read-only token: where it lives depends on the stack (see names.py)
-
-    @property
-    def previous_id_key(self) -> str:
-        return _previous(self.id_key)
-
-    @property
-    def previous_secret_key(self) -> str:
-        return _previous(self.secret_key)
-
-    def github_environment(self, environment: str) -> str | None:
-        """The GitHub environment holding this token's secrets, or None for repository secrets."""
-        return names.readonly_environment(environment) if self.read_only else environment
-
-    def github_secrets(self, environment: str) -> tuple[str, str]:
-        if not self.read_only:
-            return names.GITHUB_TOKEN_SECRETS  # type: ignore[return-value]
-        return names.read_token_secrets(environment)
-
-    def describe_github(self, environment: str) -> str:
-        """Where GitHub keeps the token, in words: 'environment secrets A and B of ...'."""
-        first, second = self.github_secrets(environment)
-        where = self.github_environment(environment)
-        if where is None:
-            return f"repository secrets {first} and {second}"
-        return f"environment secrets {first} and {second} of environment '{where}'"
-
-    def state_resource_names(self, environment: str) -> tuple[str, ...]:
-        scope = self.github_environment(environment) or environment
-        return tuple(
-            names.github_secret_resource(scope, n) for n in self.github_secrets(environment)
-        )
+# The fallback deploy token (`rentagpu:modalTokenId`/`modalTokenSecret`, adopted by `ModalCiToken`),
+# and where a rotation keeps the old one until it is revoked (a namespace the program never reads).
+FALLBACK_ID_KEY = full_key("modalTokenId")
+FALLBACK_SECRET_KEY = full_key("modalTokenSecret")
+FALLBACK_ROLE = names.CI_TOKEN_ROLES["deploy"]
 
 
 def _previous(key: str) -> str:
@@ -68,21 +34,14 @@ def _previous(key: str) -> str:
     return f"{ROTATION_NAMESPACE}:previous{short[0].upper()}{short[1:]}"
 
 
-MODAL_TOKEN = TokenSlot(
-    "modal-token",
-    full_key("modalTokenId"),
-    full_key("modalTokenSecret"),
-    "contributor",
-    read_only=False,
-)
-MODAL_READ_TOKEN = TokenSlot(
-    "modal-read-token",
-    full_key("modalReadTokenId"),
-    full_key("modalReadTokenSecret"),
-    "viewer",
-    read_only=True,
-)
-TOKEN_SLOTS = {slot.credential: slot for slot in (MODAL_TOKEN, MODAL_READ_TOKEN)}
+PREVIOUS_ID_KEY = _previous(FALLBACK_ID_KEY)
+PREVIOUS_SECRET_KEY = _previous(FALLBACK_SECRET_KEY)
+
+
+def uses_fallback(raw: Mapping[str, RawValue]) -> bool:
+    """Whether the stack's config supplies CI's deploy token (else `pulumi up` mints it)."""
+    found = raw.get(FALLBACK_ID_KEY)
+    return found is not None and bool(found.value)
 
 
 @dataclass(frozen=True)
@@ -165,22 +124,86 @@ def reaches_environment(token: ModalToken, environment: str) -> bool:
 
 
 def create_service_user(name: str) -> ModalToken:
-    """A new service user and its token, made with the operator's token (MODAL_TOKEN_*)."""
+    """A new service user and its token, made with the operator's token (MODAL_TOKEN_*).
+
+    Scoped, as `ModalCiToken` mints CI's: it reaches only the environments it is given a role in
+    (`ServiceUserCreateRequest.scoped`, field 2; the SDK 1.6.4 never sets it, see
+    infra/modal_hook/ci_token.py). It holds no role until `pulumi up` grants it one.
+    """
 
     async def operation(api: ModalApi) -> ModalToken:
         from modal_proto import api_pb2
 
-        reply = await api.call("ServiceUserCreate", api_pb2.ServiceUserCreateRequest(name=name))
+        request = api_pb2.ServiceUserCreateRequest(name=name, scoped=True)
+        reply = await api.call("ServiceUserCreate", request)
         return ModalToken(SecretStr(reply.token_id), SecretStr(reply.token_secret))
 
     try:
         return run_modal(f"create Modal service user '{name}'", operation)
     except ModalCallError as error:
         if error.failure is Failure.ALREADY_EXISTS:
-            suggestion = f"rentagpu-ci-{datetime.date.today():%Y-%m-%d}"
             raise RotationError(
                 f"Modal service user '{name}' already exists and its token cannot be shown "
-                f"again; pick a new name (e.g. --create-service-user {suggestion})"
+                f"again; pick a new name (e.g. --create-service-user {fallback_user_name(name)})"
+            ) from None
+        raise
+
+
+def fallback_user_name(taken: str = "") -> str:
+    """A name to suggest for a new fallback service user (never one of CI's minted names)."""
+    suggestion = f"rentagpu-ci-fallback-{datetime.date.today():%Y%m%d}"
+    return suggestion if suggestion != taken else f"{suggestion}-2"
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    """A service user as `ServiceUserList` shows it (modal_proto `ServiceUser`: name,
+    service_user_id, token_id, scoped, optional expires_at (epoch double), environment_roles)."""
+
+    name: str
+    id: str
+    token_id: str = field(repr=False)
+    roles: Mapping[str, str]  # environment name -> role
+    scoped: bool
+    expires_at: float | None
+
+    def describe(self) -> str:
+        roles = ", ".join(f"{role} in '{env}'" for env, role in sorted(self.roles.items()))
+        expiry = (
+            f"expires {datetime.datetime.fromtimestamp(self.expires_at, datetime.UTC):%Y-%m-%d}"
+            if self.expires_at
+            else "no expiry"
+        )
+        scope = "scoped" if self.scoped else "NOT scoped"
+        return f"'{self.name}': {roles or 'no role'}; {scope}; token {mask_id(self.token_id)}, {expiry}"
+
+
+def list_service_users() -> list[ServiceUser]:
+    """Every service user of the workspace, with the operator's token (a workspace manager's)."""
+
+    async def operation(api: ModalApi) -> list[ServiceUser]:
+        from google.protobuf import empty_pb2
+
+        reply = await api.call("ServiceUserList", empty_pb2.Empty())
+        return [
+            ServiceUser(
+                name=user.name,
+                id=user.service_user_id,
+                token_id=user.token_id,
+                roles={r.environment_name: r.role_str for r in user.environment_roles},
+                scoped=user.scoped,
+                expires_at=user.expires_at if user.HasField("expires_at") else None,
+            )
+            for user in reply.service_users
+        ]
+
+    try:
+        return run_modal("list Modal service users", operation)
+    except ModalCallError as error:
+        if error.failure in (Failure.AUTH, Failure.PERMISSION_DENIED):
+            raise RotationError(
+                f"Modal refused to list service users ({error.failure.value}): run with a "
+                "workspace manager's MODAL_TOKEN_ID/MODAL_TOKEN_SECRET"
             ) from None
         raise
 

@@ -1,5 +1,7 @@
-"""`rotate modal-token` / `rotate modal-read-token`: a new Modal token in use before the old one
-is revoked (see `infra.tools.runbook.rotate` for the steps)."""
+"""`rotate modal-token`: the fallback deploy token (`rentagpu:modalTokenId`/`modalTokenSecret`,
+which `ModalCiToken` adopts), replaced by a new service user's token that is in use before the old
+one is revoked (see `infra.tools.runbook.rotate` for the steps). A stack without the fallback mints
+CI's tokens itself: `rotate ci-tokens`."""
 
 from __future__ import annotations
 
@@ -9,20 +11,27 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from infra.core.config import RawValue, config_value
-from infra.core.errors import RotationError, StackUpError
+from infra.core.errors import RentagpuError, RotationError, StackUpError
 from infra.tools.runbook.credential_input import read_credential
 from infra.tools.runbook.driver import StackDriver
 from infra.tools.runbook.holders import config_holders, role_key, service_user_roles
 from infra.tools.runbook.modal_tokens import (
+    FALLBACK_ID_KEY,
+    FALLBACK_ROLE,
+    FALLBACK_SECRET_KEY,
+    PREVIOUS_ID_KEY,
+    PREVIOUS_SECRET_KEY,
     ModalToken,
     TokenIdentity,
-    TokenSlot,
     create_service_user,
     identify_token,
+    list_service_users,
     reaches_environment,
     revoke_modal_token,
     token_from_config,
+    uses_fallback,
 )
+from infra.tools.runbook.places import deploy_token_places
 from infra.tools.runbook.steps import Steps
 
 NEW_TOKEN_ID_VARIABLE = "RENTAGPU_NEW_MODAL_TOKEN_ID"
@@ -47,7 +56,6 @@ class _Tokens:
 
 def rotate_modal_token(
     driver: StackDriver,
-    slot: TokenSlot,
     source: NewTokenSource | None,
     *,
     revoke_old: bool,
@@ -56,20 +64,27 @@ def rotate_modal_token(
     stdin: TextIO,
     environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Rotate one Modal token of a stack (see the module docstring); `source=None` resumes."""
+    """Rotate the stack's fallback deploy token (see the module docstring); `source=None`
+    resumes."""
     environ = os.environ if environ is None else environ
     stack = driver.stack
     steps = Steps(out, 7)
     raw = driver.get_config()
     environment = config_value(raw, "environment") or stack
-    resume_hint = f"python -m infra rotate {slot.credential} --stack {stack} --resume"
+    if not uses_fallback(raw):
+        raise RotationError(
+            f"stack '{stack}' mints CI's deploy token (its config has no {FALLBACK_ID_KEY}): "
+            f"use `python -m infra rotate ci-tokens --stack {stack}`"
+        )
+    resume_hint = f"python -m infra rotate modal-token --stack {stack} --resume"
     if source is None:
-        tokens = _resumed(raw, stack, slot, steps)
+        tokens = _resumed(raw, stack, steps)
     else:
-        tokens = _switched(driver, raw, slot, source, resume_hint, steps, stdin, environ)
+        tokens = _switched(driver, raw, environment, source, resume_hint, steps, stdin, environ)
     old, new = tokens.old, tokens.new
 
-    steps.step(f"pulumi up: replace the GitHub {slot.describe_github(environment)}")
+    where = deploy_token_places(environment)
+    steps.step(f"pulumi up: adopt the new token, seal it into GitHub's {where}")
     try:
         driver.up()
     except StackUpError as error:
@@ -94,24 +109,24 @@ def rotate_modal_token(
 
     steps.step("Revoke the old token")
     if not revoke_old:
-        steps.say(_revoke_instructions(old, tokens.old_identity, slot, stack, resume_hint))
+        steps.say(_revoke_instructions(old, tokens.old_identity, stack, resume_hint))
         return
-    _revoke(driver, slot, tokens, peers, resume_hint, steps)
+    _revoke(driver, tokens, peers, resume_hint, steps)
 
 
-def _resumed(raw: Mapping[str, RawValue], stack: str, slot: TokenSlot, steps: Steps) -> _Tokens:
+def _resumed(raw: Mapping[str, RawValue], stack: str, steps: Steps) -> _Tokens:
     """Steps 1-4 of a resumed rotation: both tokens are in the config already."""
-    previous = token_from_config(raw, slot.previous_id_key, slot.previous_secret_key)
-    current = token_from_config(raw, slot.id_key, slot.secret_key)
+    previous = token_from_config(raw, PREVIOUS_ID_KEY, PREVIOUS_SECRET_KEY)
+    current = token_from_config(raw, FALLBACK_ID_KEY, FALLBACK_SECRET_KEY)
     if previous is None:
         raise RotationError(
-            f"nothing to resume: stack '{stack}' has no rotation of {slot.credential} in "
-            f"progress ({slot.previous_id_key} is not set)"
+            f"nothing to resume: stack '{stack}' has no rotation of its fallback deploy token in "
+            f"progress ({PREVIOUS_ID_KEY} is not set)"
         )
     if current is None:
-        raise RotationError(f"stack '{stack}' config lacks {slot.id_key}/{slot.secret_key}")
+        raise RotationError(f"stack '{stack}' config lacks {FALLBACK_ID_KEY}/{FALLBACK_SECRET_KEY}")
     old, new = previous, current
-    steps.step(f"Resume the rotation of {slot.credential} in stack '{stack}'")
+    steps.step(f"Resume the rotation of the fallback deploy token in stack '{stack}'")
     old_identity = identify_token(old, "old token")
     steps.say(f"old token {old.masked}: " + _who(old_identity))
     steps.step("New token: already in the stack config")
@@ -123,14 +138,14 @@ def _resumed(raw: Mapping[str, RawValue], stack: str, slot: TokenSlot, steps: St
             f"token {old.masked} was not revoked. Rotate again with a fresh token."
         )
     steps.say(f"accepted: {new_identity.describe()}")
-    steps.step("Config already switched; old token kept under " + slot.previous_id_key)
+    steps.step("Config already switched; old token kept under " + PREVIOUS_ID_KEY)
     return _Tokens(old, old_identity, new, new_identity)
 
 
 def _switched(
     driver: StackDriver,
     raw: Mapping[str, RawValue],
-    slot: TokenSlot,
+    environment: str,
     source: NewTokenSource,
     resume_hint: str,
     steps: Steps,
@@ -139,18 +154,19 @@ def _switched(
 ) -> _Tokens:
     """Steps 1-4 of a new rotation: obtain and check the new token, keep the old one, switch."""
     stack = driver.stack
-    if token_from_config(raw, slot.previous_id_key, slot.previous_secret_key) is not None:
+    if token_from_config(raw, PREVIOUS_ID_KEY, PREVIOUS_SECRET_KEY) is not None:
         raise RotationError(
-            f"a rotation of {slot.credential} in stack '{stack}' is already in progress (its "
-            f"old token is kept in {slot.previous_id_key}); finish it first: {resume_hint} "
+            f"a rotation of the fallback deploy token in stack '{stack}' is already in progress "
+            f"(its old token is kept in {PREVIOUS_ID_KEY}); finish it first: {resume_hint} "
             "--revoke-old"
         )
-    steps.step(f"Read the current {slot.credential} of stack '{stack}'")
-    old = token_from_config(raw, slot.id_key, slot.secret_key)
+    steps.step(f"Read the fallback deploy token of stack '{stack}'")
+    old = token_from_config(raw, FALLBACK_ID_KEY, FALLBACK_SECRET_KEY)
     if old is None:
         raise RotationError(
-            f"stack '{stack}' has no {slot.id_key}/{slot.secret_key} to rotate; set one with "
-            f"`pulumi config set --secret --stack {stack} {slot.id_key}` (value on stdin)"
+            f"stack '{stack}' config has {FALLBACK_ID_KEY} but no {FALLBACK_SECRET_KEY}: set "
+            f"both (`pulumi config set --secret --stack {stack} KEY`, value on stdin), or remove "
+            f"both and use `python -m infra rotate ci-tokens --stack {stack}`"
         )
     old_identity = identify_token(old, "current token")
     steps.say(f"current token {old.masked}: " + _who(old_identity))
@@ -160,26 +176,25 @@ def _switched(
 
     steps.step("Check the new token")
     new_identity = identify_token(new, "new token")
-    problems = _new_token_problems(old, old_identity, new, new_identity)
+    problems = _new_token_problems(old, old_identity, new, new_identity, environment)
     if problems:
         raise RotationError("the new token was not used, nothing changed: " + "; ".join(problems))
     assert new_identity is not None
     steps.say(f"accepted: {new_identity.describe()}")
 
     steps.step("Keep the old token in the encrypted config, switch the stack to the new one")
-    driver.set_config(slot.previous_id_key, old.id.reveal(), secret=True)
-    driver.set_config(slot.previous_secret_key, old.secret.reveal(), secret=True)
-    for change in _update_roles(driver, raw, slot, old_identity, new_identity):
+    driver.set_config(PREVIOUS_ID_KEY, old.id.reveal(), secret=True)
+    driver.set_config(PREVIOUS_SECRET_KEY, old.secret.reveal(), secret=True)
+    for change in _update_roles(driver, raw, old_identity, new_identity):
         steps.say(change)
-    driver.set_config(slot.id_key, new.id.reveal(), secret=True)
-    driver.set_config(slot.secret_key, new.secret.reveal(), secret=True)
-    steps.say(f"{slot.id_key}/{slot.secret_key} now hold {new.masked}")
+    driver.set_config(FALLBACK_ID_KEY, new.id.reveal(), secret=True)
+    driver.set_config(FALLBACK_SECRET_KEY, new.secret.reveal(), secret=True)
+    steps.say(f"{FALLBACK_ID_KEY}/{FALLBACK_SECRET_KEY} now hold {new.masked}")
     return _Tokens(old, old_identity, new, new_identity)
 
 
 def _revoke(
     driver: StackDriver,
-    slot: TokenSlot,
     tokens: _Tokens,
     peers: Mapping[str, StackDriver],
     resume_hint: str,
@@ -189,13 +204,13 @@ def _revoke(
     stack, old = driver.stack, tokens.old
     notes: list[str] = []
     holders = config_holders(old.id.reveal(), {stack: driver, **peers}, notes)
-    holders = [h for h in holders if slot.previous_id_key not in h]
+    holders = [h for h in holders if PREVIOUS_ID_KEY not in h]
     for note in notes:
         steps.say(f"note: {note}")
     if holders:
         raise RotationError(
             f"not revoking {old.masked}: it is still configured in " + "; ".join(holders) + ". "
-            f"Rotate those first (python -m infra rotate {slot.credential} --stack OTHER ...), "
+            "Rotate those first (python -m infra rotate modal-token --stack OTHER ...), "
             f"then run: {resume_hint} --revoke-old"
         )
     steps.say(revoke_modal_token(old, tokens.old_identity, tokens.new_identity))
@@ -205,12 +220,12 @@ def _revoke(
             "Modal dashboard (Settings > Tokens / Service users) and run again"
         )
     steps.say(f"Modal now rejects the old token {old.masked}")
-    driver.remove_config(slot.previous_id_key)
-    driver.remove_config(slot.previous_secret_key)
-    steps.say(f"removed the kept copy ({slot.previous_id_key}) from the stack config")
+    driver.remove_config(PREVIOUS_ID_KEY)
+    driver.remove_config(PREVIOUS_SECRET_KEY)
+    steps.say(f"removed the kept copy ({PREVIOUS_ID_KEY}) from the stack config")
     steps.say(
         "done. Check: python -m infra incident --stack "
-        f"{stack} --credential {slot.credential} --verify (old id on stdin)"
+        f"{stack} --credential modal-deploy-token --verify (old id on stdin)"
     )
 
 
@@ -245,7 +260,10 @@ def _new_token_problems(
     old_identity: TokenIdentity | None,
     new: ModalToken,
     new_identity: TokenIdentity | None,
+    environment: str,
 ) -> list[str]:
+    """What makes the new token unfit for CI, checked before anything changes: what `pulumi up`
+    (ModalCiToken's adoption) would refuse, found first."""
     if new.id.reveal() == old.id.reveal():
         return ["it is the current token"]
     if new_identity is None:
@@ -255,13 +273,33 @@ def _new_token_problems(
             f"the new token belongs to workspace '{new_identity.workspace_name}', the current "
             f"one to '{old_identity.workspace_name}'"
         ]
+    if new_identity.kind != "service_user":
+        return [
+            f"it is the personal token of {new_identity.describe()}: CI must never hold a "
+            "person's token (it reaches everything its owner can); use --create-service-user"
+        ]
+    return _other_roles(new_identity.principal, environment)
+
+
+def _other_roles(user_name: str, environment: str) -> list[str]:
+    """A service user that holds a role outside the stack's environment reaches another stack."""
+    try:
+        found = [u for u in list_service_users() if u.name == user_name]
+    except RentagpuError as error:
+        return [f"could not check the new service user's roles ({error})"]
+    elsewhere = {env: role for u in found for env, role in u.roles.items() if env != environment}
+    if elsewhere:
+        roles = ", ".join(f"{role} in '{env}'" for env, role in sorted(elsewhere.items()))
+        return [
+            f"service user '{user_name}' also holds {roles}: CI's token of one stack must reach "
+            f"only '{environment}'"
+        ]
     return []
 
 
 def _update_roles(
     driver: StackDriver,
     raw: Mapping[str, RawValue],
-    slot: TokenSlot,
     old_identity: TokenIdentity | None,
     new_identity: TokenIdentity,
 ) -> list[str]:
@@ -273,7 +311,7 @@ def _update_roles(
         old_identity.principal if old_identity and old_identity.kind == "service_user" else None
     )
     if new_identity.kind == "service_user" and new_identity.principal not in roles:
-        role = roles.get(old_user or "", slot.default_role)
+        role = roles.get(old_user or "", FALLBACK_ROLE)
         driver.set_config(role_key(new_identity.principal), role, secret=False, path=True)
         changes.append(f"modalServiceUserRoles: {new_identity.principal} = {role}")
     if old_user and old_user in roles and old_user != new_identity.principal:
@@ -287,7 +325,6 @@ def _update_roles(
 def _revoke_instructions(
     old: ModalToken,
     identity: TokenIdentity | None,
-    slot: TokenSlot,
     stack: str,
     resume_hint: str,
 ) -> str:
@@ -304,6 +341,6 @@ def _revoke_instructions(
     return (
         f"NOT revoked yet: the old token {old.masked} ({_who(identity)}) still works.\n"
         f"Once CI has deployed with the new token, revoke it with: {resume_hint} --revoke-old\n"
-        f"(or by hand: {manual}, then `pulumi config rm --stack {stack} {slot.previous_id_key}` "
-        f"and `{slot.previous_secret_key}`)"
+        f"(or by hand: {manual}, then `pulumi config rm --stack {stack} {PREVIOUS_ID_KEY}` "
+        f"and `{PREVIOUS_SECRET_KEY}`)"
     )

@@ -126,9 +126,9 @@ def test_audit_github_secrets_older_than_the_rotation_period_are_due(
     token = by_subject["secret `MODAL_TOKEN_ID` of environment `prod`"]
     assert token.kind == "github-secret-due" and token.severity is Severity.MEDIUM
     assert "100 days ago" in token.detail and "60 days" in token.detail
-    assert token.command.startswith("python -m infra rotate modal-token --stack prod")
+    assert token.command == "python -m infra rotate ci-tokens --stack prod"  # minted
     other = by_subject["secret `PULUMI_ACCESS_TOKEN` of environment `prod`"]
-    assert other.command.startswith("gh secret set PULUMI_ACCESS_TOKEN --env prod")
+    assert other.command == "python -m infra rotate pulumi-token --stack prod --scope write"
     # the default period (90 days) lets the 30-day-old secrets pass
     assert all(
         "MODAL_TOKEN_SECRET" not in f.subject
@@ -146,7 +146,7 @@ def test_audit_github_dev_reads_its_repository_secrets_but_not_prod_s(
     result = github_source(scope_for("dev"), fake_github.environ())
     (finding,) = result.findings
     assert finding.subject == "secret `RENTAGPU_DEV_MODAL_READ_TOKEN_ID` of the repository"
-    assert finding.command.startswith("python -m infra rotate modal-read-token --stack dev")
+    assert finding.command == "python -m infra rotate ci-tokens --stack dev"
 
 
 def test_audit_github_a_refused_token_is_not_checked_and_never_echoed(

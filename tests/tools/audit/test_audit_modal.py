@@ -228,7 +228,7 @@ def test_audit_modal_service_user_expiry(
     _ci_times(workspace).expires_at = time.time() + expires_in_days * DAY
     (finding,) = _audit(workspace, _scope("prod")).findings
     assert (finding.kind, finding.severity) == (kind, severity)
-    assert finding.command.startswith("python -m infra rotate modal-token --stack prod")
+    assert finding.command == "python -m infra rotate ci-tokens --stack prod"  # minted
 
 
 def test_audit_modal_service_user_older_than_the_rotation_period(workspace: FakeModal) -> None:

@@ -10,6 +10,7 @@ else synthesized), and `github_secret(name)` is what GitHub would hold after the
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -17,9 +18,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nacl.public import SealedBox
+
 from infra.core.config import RawValue, parse_config
 from infra.core.errors import RentagpuError, StackUpError
-from infra.tools.offline import Rendering
+from infra.tools.offline import Rendering, mock_github_key
 from infra.tools.runbook.driver import StackDriver, StateResource
 from tests.fakes.aws_fixtures import MotoServer
 from tests.fakes.engine import InProcessEngine, ResourceHandler
@@ -110,12 +113,18 @@ class InProcessStack:
         return resources
 
     def github_secret(self, secret_name: str) -> str | None:
-        """The value GitHub holds for `secret_name`, as the last successful `up` wrote it."""
+        """The value GitHub holds for `secret_name`, as the last successful `up` wrote it: CI's
+        tokens arrive sealed, and are opened here with the mocked GitHub's key of their place."""
         assert self.rendering is not None
         for resource in self.rendering.resources:
             if resource.type in GITHUB_SECRET_TYPES:
-                if resource.raw_inputs.get("secretName") == secret_name:
-                    return resource.raw_inputs.get("value")
+                inputs = resource.raw_inputs
+                if inputs.get("secretName") != secret_name:
+                    continue
+                if inputs.get("valueEncrypted") is None:
+                    return inputs.get("value")
+                box = SealedBox(mock_github_key(inputs.get("environment") or "repository"))
+                return box.decrypt(base64.b64decode(inputs["valueEncrypted"])).decode()
         return None
 
 

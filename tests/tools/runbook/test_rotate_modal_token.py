@@ -1,6 +1,7 @@
-"""`rotate modal-token` / `rotate modal-read-token` against the fake Modal server, checked with the
-real `modal` SDK: the old and new tokens overlap, the old one ends rejected, and a failure midway
-leaves the old one working."""
+"""`rotate modal-token`, the fallback deploy token (`rentagpu:modalTokenId`, adopted by
+`ModalCiToken`), against the fake Modal server, checked with the real `modal` SDK: the old and new
+tokens overlap, the old one ends rejected, a failure midway leaves the old one working, and a stack
+that mints its deploy token is sent to `rotate ci-tokens`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ import json
 from grpclib import Status
 
 from infra.core.config import RawValue
-from tests.fakes.engine import InProcessEngine
 from tests.fakes.modal_fixtures import CI_SERVICE_USER, FakeModal
 from tests.tools.runbook.conftest import SECRETS_PLANTED
 from tests.tools.runbook.support import (
-    DEPLOY_TYPE,
-    DeployStub,
     InProcessStack,
     assert_never_shown,
     modal_accepts,
@@ -60,7 +58,10 @@ def test_a_created_service_user_takes_over_while_the_old_token_works_until_revok
     assert modal_env.state.snapshot()["environments"]["prod"]["roles"] == {
         f"service_user:{CI_SERVICE_USER}": "contributor",
         "service_user:rentagpu-ci-2": "contributor",
+        "service_user:rentagpu-prod-ci-read-1": "viewer",  # the read token is minted: untouched
     }
+    created = modal_env.state.principal_named("rentagpu-ci-2", "service_user")
+    assert created is not None and created.scoped
     assert "NOT revoked yet" in first and "--resume --revoke-old" in first
     assert prod.config[PREVIOUS_ID] == RawValue(ci_token[0], secret=True)
 
@@ -108,17 +109,18 @@ def test_one_run_with_revoke_old_overlaps_at_the_moment_between_up_and_revocatio
     assert_never_shown(output, [*dev_token, *new, *SECRETS_PLANTED])
 
 
-def test_a_member_token_is_revoked_by_deleting_just_that_token(
+def test_a_member_token_in_config_is_replaced_and_only_that_token_is_deleted(
     modal_env: FakeModal, stacks: dict[str, InProcessStack]
 ) -> None:
-    # Some workspaces deploy with a member's token instead of a service user's.
+    # A stack from before the program refused personal tokens: `pulumi up` refuses it now, so
+    # the rotation is the way out, and revoking deletes just that member's token.
     modal_env.state.add_user("alice")
     old = modal_env.server.add_token("alice", kind="user")
-    new = modal_env.server.add_token("alice", kind="user")
     dev = stacks["dev"]
     dev.set_config("rentagpu:modalTokenId", old[0], secret=True)
     dev.set_config("rentagpu:modalTokenSecret", old[1], secret=True)
-    dev.up()
+    modal_env.state.add_service_user("rentagpu-ci-dev-2")
+    new = modal_env.server.add_token("rentagpu-ci-dev-2", kind="service_user")
     environ = {"RENTAGPU_NEW_MODAL_TOKEN_ID": new[0], "RENTAGPU_NEW_MODAL_TOKEN_SECRET": new[1]}
     code, output = run_cli(
         ["rotate", "modal-token", "--stack", "dev", "--new-token-from", "env", "--revoke-old"],
@@ -131,6 +133,42 @@ def test_a_member_token_is_revoked_by_deleting_just_that_token(
     assert not modal_accepts(old) and modal_accepts(new)
     assert dev.github_secret("MODAL_TOKEN_ID") == new[0]
     assert_never_shown(output, [*old, *new])
+
+
+def test_a_person_s_token_is_refused_as_the_new_token_before_anything_changes(
+    modal_env: FakeModal, stacks: dict[str, InProcessStack], dev_token: tuple[str, str]
+) -> None:
+    modal_env.state.add_user("bob")
+    personal = modal_env.server.add_token("bob", kind="user")
+    dev = stacks["dev"]
+    before = dict(dev.config)
+    code, output = run_cli(
+        ["rotate", "modal-token", "--stack", "dev", "--new-token-from", "stdin"],
+        stacks,
+        stdin=f"{personal[0]}\n{personal[1]}\n",
+    )
+    assert code == 2
+    assert "personal token of member 'bob'" in output and "nothing changed" in output
+    assert dev.config == before and dev.ups == 0
+    assert_never_shown(output, [*personal, *dev_token])
+
+
+def test_a_service_user_with_a_role_in_another_environment_is_refused(
+    modal_env: FakeModal, stacks: dict[str, InProcessStack], dev_token: tuple[str, str]
+) -> None:
+    stacks["prod"].up()  # prod's environment exists, and rentagpu-ci is its contributor
+    ci = modal_env.server.add_token("rentagpu-ci", kind="service_user")
+    dev = stacks["dev"]
+    before = dict(dev.config)
+    code, output = run_cli(
+        ["rotate", "modal-token", "--stack", "dev", "--new-token-from", "stdin"],
+        stacks,
+        stdin=f"{ci[0]}\n{ci[1]}\n",
+    )
+    assert code == 2
+    assert "'rentagpu-ci' also holds contributor in 'prod'" in output
+    assert dev.config == before and dev.ups == 0
+    assert_never_shown(output, [*ci, *dev_token])
 
 
 def test_a_failed_up_leaves_the_old_token_working_and_resume_finishes(
@@ -220,43 +258,17 @@ def test_a_second_rotation_waits_for_the_first_to_finish(
     assert modal_env.state.principal_named("ci-b", "service_user") is None
 
 
-def test_the_read_only_token_rotates_into_the_prod_readonly_environment_secrets(
-    modal_env: FakeModal, ci_token: tuple[str, str]
+def test_a_stack_that_mints_its_deploy_token_is_sent_to_rotate_ci_tokens(
+    modal_env: FakeModal,
 ) -> None:
     from tests.stacks import raw_config
-    from tests.tools.runbook.conftest import token_config
 
-    modal_env.state.add_service_user("rentagpu-read")
-    old = modal_env.server.add_token("rentagpu-read", kind="service_user")
-    config = raw_config(
-        "prod",
-        **token_config(
-            ci_token,
-            modalReadTokenId=RawValue(old[0], secret=True),
-            modalReadTokenSecret=RawValue(old[1], secret=True),
-            modalServiceUserRoles={CI_SERVICE_USER: "contributor", "rentagpu-read": "viewer"},
-        ),
-    )
-    engine = InProcessEngine(handlers={DEPLOY_TYPE: DeployStub()})
-    stacks = {"prod": InProcessStack("prod", config, engine), "dev": InProcessStack("dev", {})}
-    stacks["prod"].up()
+    stacks = {stack: InProcessStack(stack, raw_config(stack)) for stack in ("dev", "prod")}
     code, output = run_cli(
-        [
-            "rotate", "modal-read-token", "--stack", "prod",
-            "--create-service-user", "rentagpu-read-2", "--revoke-old",
-        ],
-        stacks,
-    )  # fmt: skip
-    assert code == 0, output
-    prod = stacks["prod"]
-    new = prod.config["rentagpu:modalReadTokenId"].value
-    assert prod.github_secret("MODAL_READ_TOKEN_ID") == new
-    assert (
-        "environment secrets MODAL_READ_TOKEN_ID and MODAL_READ_TOKEN_SECRET of environment 'prod-readonly'"
-        in output
+        ["rotate", "modal-token", "--stack", "prod", "--create-service-user", "x"], stacks
     )
-    assert config_token(prod) == ci_token  # the deploy token is untouched
-    assert roles(prod) == {CI_SERVICE_USER: "contributor", "rentagpu-read-2": "viewer"}
-    assert not modal_accepts(old)
-    assert modal_accepts(ci_token)
-    assert_never_shown(output, [*old, new, *ci_token])
+    assert code == 2
+    assert "stack 'prod' mints CI's deploy token" in output
+    assert "python -m infra rotate ci-tokens --stack prod" in output
+    assert modal_env.state.principal_named("x", "service_user") is None
+    assert stacks["prod"].ups == 0
