@@ -10,6 +10,10 @@ from typing import TextIO
 from infra.core.errors import RotationError
 from infra.core.secrets import SecretStr
 
+# Where `rotate modal-token --new-token-from env` reads the new token.
+NEW_TOKEN_ID_VARIABLE = "RENTAGPU_NEW_MODAL_TOKEN_ID"
+NEW_TOKEN_SECRET_VARIABLE = "RENTAGPU_NEW_MODAL_TOKEN_SECRET"
+
 _ID_NAMES = ("token_id", "tokenid", "modal_token_id", "accesskeyid", "aws_access_key_id", "id")
 _SECRET_NAMES = (
     "token_secret",

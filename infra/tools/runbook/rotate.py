@@ -52,16 +52,9 @@ from __future__ import annotations
 import argparse
 
 from infra.tools.command import add_command, add_stack_argument
-from infra.tools.runbook.ci_tokens import rotate_ci_tokens
+from infra.tools.runbook.credential_input import NEW_TOKEN_ID_VARIABLE
 from infra.tools.runbook.driver import Console
-from infra.tools.runbook.person_tokens import rotate_person_token
 from infra.tools.runbook.places import PULUMI_SCOPES
-from infra.tools.runbook.rotate_aws_key import rotate_aws_key
-from infra.tools.runbook.rotate_modal_token import (
-    NEW_TOKEN_ID_VARIABLE,
-    NewTokenSource,
-    rotate_modal_token,
-)
 
 SUMMARY = "rotate a credential of a stack step by step: CI's Modal tokens, the AWS key, ..."
 # Every kind `rotate` takes; `infra.tools.runbook.coverage` maps the credential graph onto them.
@@ -125,6 +118,13 @@ def _modal_token(kinds: argparse._SubParsersAction) -> None:
 
 
 def command(args: argparse.Namespace, console: Console | None = None) -> int:
+    # Each rotation's module is imported when it runs: `python -m infra` builds every command's
+    # parser first, and these bring in the Modal client and asyncio.
+    from infra.tools.runbook.ci_tokens import rotate_ci_tokens
+    from infra.tools.runbook.person_tokens import rotate_person_token
+    from infra.tools.runbook.rotate_aws_key import rotate_aws_key
+    from infra.tools.runbook.rotate_modal_token import NewTokenSource, rotate_modal_token
+
     console = console or Console()
     driver = console.driver(args.stack)
     if args.credential == "ci-tokens":

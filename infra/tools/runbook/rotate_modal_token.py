@@ -12,7 +12,11 @@ from typing import TextIO
 
 from infra.core.config import RawValue, config_value
 from infra.core.errors import RentagpuError, RotationError, StackUpError
-from infra.tools.runbook.credential_input import read_credential
+from infra.tools.runbook.credential_input import (
+    NEW_TOKEN_ID_VARIABLE,
+    NEW_TOKEN_SECRET_VARIABLE,
+    read_credential,
+)
 from infra.tools.runbook.driver import StackDriver
 from infra.tools.runbook.holders import config_holders, role_key, service_user_roles
 from infra.tools.runbook.modal_tokens import (
@@ -33,9 +37,6 @@ from infra.tools.runbook.modal_tokens import (
 )
 from infra.tools.runbook.places import deploy_token_places
 from infra.tools.runbook.steps import Steps
-
-NEW_TOKEN_ID_VARIABLE = "RENTAGPU_NEW_MODAL_TOKEN_ID"
-NEW_TOKEN_SECRET_VARIABLE = "RENTAGPU_NEW_MODAL_TOKEN_SECRET"
 
 
 @dataclass(frozen=True)
