@@ -10,7 +10,6 @@ runbook's `AwsAccess`. Key ids are shown masked.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ from infra.tools.audit.findings import (
     SourceResult,
     ago,
     day,
+    unused_reason,
 )
 from infra.tools.runbook.aws_keys import AwsAccess
 from modal_app import contract
@@ -81,19 +81,6 @@ def aws_source(scope: AuditScope, environ: Mapping[str, str]) -> SourceResult:
     return result
 
 
-def _unused(
-    scope: AuditScope, last_used: datetime.datetime | None, created: datetime.datetime | None
-) -> str | None:
-    """Why a credential counts as unused, or None."""
-    if last_used is None:
-        if created is not None and scope.age_days(created) > scope.unused_days:
-            return f"never used since it was created {ago(scope.age_days(created))}"
-        return None
-    if scope.age_days(last_used) > scope.unused_days:
-        return f"last used {ago(scope.age_days(last_used))} ({day(last_used)})"
-    return None
-
-
 def _roles(iam: Any, scope: AuditScope) -> SourceResult:
     result = SourceResult()
     stack = scope.stack
@@ -115,7 +102,7 @@ def _roles(iam: Any, scope: AuditScope) -> SourceResult:
         role = answer["Role"]
         used = (role.get("RoleLastUsed") or {}).get("LastUsedDate")
         region = (role.get("RoleLastUsed") or {}).get("Region") or "?"
-        unused = _unused(scope, used, role.get("CreateDate"))
+        unused = unused_reason(scope, used, role.get("CreateDate"))
         if unused:
             result.findings.append(
                 Finding(
@@ -181,7 +168,7 @@ def _keys(iam: Any, scope: AuditScope) -> SourceResult:
                     rotate,
                 )
             )
-        unused = _unused(scope, used, created)
+        unused = unused_reason(scope, used, created)
         if unused:
             result.findings.append(
                 Finding(SYSTEM, "aws-key-unused", Severity.LOW, subject, unused, rotate)

@@ -176,6 +176,20 @@ def day(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d")
 
 
+def unused_reason(
+    scope: AuditScope, last_used: datetime.datetime | None, created: datetime.datetime | None
+) -> str | None:
+    """Why a credential counts as unused (never used since long after its creation, or not for
+    `--unused-days`), or None."""
+    if last_used is None:
+        if created is not None and scope.age_days(created) > scope.unused_days:
+            return f"never used since it was created {ago(scope.age_days(created))}"
+        return None
+    if scope.age_days(last_used) > scope.unused_days:
+        return f"last used {ago(scope.age_days(last_used))} ({day(last_used)})"
+    return None
+
+
 def from_epoch(seconds: float) -> datetime.datetime | None:
     """A Modal `double` timestamp (0 = never) as an aware datetime."""
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC) if seconds else None

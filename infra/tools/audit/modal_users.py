@@ -10,8 +10,6 @@ service user is reported. Token ids are shown masked.
 
 from __future__ import annotations
 
-import datetime
-
 from infra.core import names
 from infra.core.config import expected_service_users
 from infra.core.secrets import mask_id
@@ -23,6 +21,7 @@ from infra.tools.audit.findings import (
     ago,
     day,
     from_epoch,
+    unused_reason,
 )
 
 SYSTEM = "modal"
@@ -36,18 +35,6 @@ def _role_here(user, scope: AuditScope, environment_id: str) -> str | None:
             environment_id and entry.environment_id == environment_id
         ):
             return entry.role_str or None
-    return None
-
-
-def _unused(
-    scope: AuditScope, last_used: datetime.datetime | None, created: datetime.datetime | None
-) -> str | None:
-    if last_used is None:
-        if created is not None and scope.age_days(created) > scope.unused_days:
-            return f"never used since it was created {ago(scope.age_days(created))}"
-        return None
-    if scope.age_days(last_used) > scope.unused_days:
-        return f"last used {ago(scope.age_days(last_used))} ({day(last_used)})"
     return None
 
 
@@ -182,7 +169,7 @@ def _lifetime(scope: AuditScope, user, subject: str, role: str) -> SourceResult:
                 rotate,
             )
         )
-    unused = _unused(scope, from_epoch(user.last_used_at), created)
+    unused = unused_reason(scope, from_epoch(user.last_used_at), created)
     if unused:
         result.findings.append(
             Finding(
@@ -202,7 +189,7 @@ def member_token_findings(scope: AuditScope, tokens) -> SourceResult:
     for token in tokens:
         if token.disabled:
             continue
-        unused = _unused(scope, from_epoch(token.last_used_at), from_epoch(token.created_at))
+        unused = unused_reason(scope, from_epoch(token.last_used_at), from_epoch(token.created_at))
         if not unused:
             continue
         masked = mask_id(token.token_id)
