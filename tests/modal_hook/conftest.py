@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from infra.modal_hook.deployment import ModalAppDeploymentProvider
@@ -29,3 +31,24 @@ def provider(source) -> ModalAppDeploymentProvider:
     return ModalAppDeploymentProvider(
         DEPLOY_POLICY, deploy_timeout_s=120, smoke_timeout_s=30, source_root=str(source)
     )
+
+
+# The loggers a Modal call can write to: the SDK's, gRPC's, and the hook's own.
+LOGGERS = ("modal-client", "modal-utils", "grpclib", "infra.modal_hook")
+
+
+@pytest.fixture
+def all_logs(caplog):
+    """Every log record at DEBUG, including loggers that do not propagate to root (for tests that
+    search every log line for a planted secret)."""
+    caplog.set_level(logging.DEBUG)
+    attached = []
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not logger.propagate:
+            logger.addHandler(caplog.handler)
+            attached.append(logger)
+        logger.setLevel(logging.DEBUG)
+    yield caplog
+    for logger in attached:
+        logger.removeHandler(caplog.handler)

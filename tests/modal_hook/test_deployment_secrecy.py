@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import secrets
 import traceback
 
@@ -22,24 +21,6 @@ from tests.modal_hook.deploy_support import (
     runtime_values,
     seed,
 )
-
-LOGGERS = ("modal-client", "modal-utils", "grpclib", "infra.modal_hook")
-
-
-@pytest.fixture
-def all_logs(caplog):
-    """Every log record at DEBUG, including loggers that do not propagate to root."""
-    caplog.set_level(logging.DEBUG)
-    attached = []
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if not logger.propagate:
-            logger.addHandler(caplog.handler)
-            attached.append(logger)
-        logger.setLevel(logging.DEBUG)
-    yield caplog
-    for logger in attached:
-        logger.removeHandler(caplog.handler)
 
 
 def test_planted_secrets_stay_out_of_logs_errors_outputs_and_state(

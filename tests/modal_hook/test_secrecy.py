@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import traceback
 
 import dill
@@ -23,24 +22,6 @@ from infra.core.errors import ModalHookError
 from infra.modal_hook.environment import ModalEnvironmentProvider
 from infra.modal_hook.secret import ModalSecret, ModalSecretArgs, ModalSecretProvider
 from tests.modal_hook.support import FAST, checked, planted, runtime_secret
-
-SDK_LOGGERS = ("modal-client", "modal-utils", "grpclib", "infra.modal_hook")
-
-
-@pytest.fixture
-def all_logs(caplog):
-    """Capture every log record at DEBUG, including loggers that do not propagate to root."""
-    caplog.set_level(logging.DEBUG)
-    attached = []
-    for name in SDK_LOGGERS:
-        logger = logging.getLogger(name)
-        if not logger.propagate:
-            logger.addHandler(caplog.handler)
-            attached.append(logger)
-        logger.setLevel(logging.DEBUG)
-    yield caplog
-    for logger in attached:
-        logger.removeHandler(caplog.handler)
 
 
 def _plain_outputs(outs: dict) -> str:
