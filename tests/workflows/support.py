@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +75,52 @@ def run_script(
         text=True,
         timeout=120,
     )
+
+
+# The `gh` the issue jobs call, faked: records each call, answers `issue list` with the number in
+# FAKE_DIR/open_issue (if any), `issue view` with FAKE_DIR/open_body.
+FAKE_GH = """#!/usr/bin/env bash
+printf '%s\\n' "$*" >> "$FAKE_DIR/gh.calls"
+case "$1 $2" in
+  "issue list") cat "$FAKE_DIR/open_issue" 2>/dev/null || true ;;
+  "issue view") cat "$FAKE_DIR/open_body" ;;
+  "issue create") echo "https://github.com/acme-ml/rentagpu/issues/12" ;;
+esac
+"""
+
+
+def make_executable(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def run_issue_script(
+    workspace: Path, workflow: str, open_issue: str | None, open_body: str
+) -> list[str]:
+    """Run `workflow`'s "Open, update or close" step against the fake `gh` in WORKSPACE/fake,
+    with an open issue or none; returns the gh calls it made."""
+    fake = workspace / "fake"
+    if open_issue:
+        (fake / "open_issue").write_text(open_issue + "\n")
+    (fake / "open_body").write_text(open_body)
+    script = step_named(load_workflow(workflow)["jobs"]["issue"], "Open, update or close")["run"]
+    result = run_script(
+        script,
+        workspace,
+        {
+            "STACK": "prod",
+            "GH_TOKEN": "test-token",
+            "GH_REPO": "acme-ml/rentagpu",
+            "RUN_URL": "https://github.com/acme-ml/rentagpu/actions/runs/1",
+            "FAKE_DIR": str(fake),
+        },
+        path_prepend=fake,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = fake / "gh.calls"
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def verbs(calls: list[str]) -> list[str]:
+    return [" ".join(c.split()[:2]) for c in calls]

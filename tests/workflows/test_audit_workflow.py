@@ -10,7 +10,6 @@ same, comment when they change, and close it once an audit finds nothing.
 from __future__ import annotations
 
 import re
-import stat
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,16 @@ import yaml
 from infra.tools.audit.findings import AuditReport, Finding, Severity, SourceResult
 from infra.tools.audit.render import digest, render_json
 from tests.tools.audit.support import scope_for
-from tests.workflows.support import load_workflow, run_script, step_named, step_using
+from tests.workflows.support import (
+    FAKE_GH,
+    load_workflow,
+    make_executable,
+    run_issue_script,
+    run_script,
+    step_named,
+    step_using,
+    verbs,
+)
 
 FAKE_PYTHON = """#!/usr/bin/env bash
 printf '%s\\n' "$*" >> "$FAKE_DIR/python.args"
@@ -33,29 +41,14 @@ cat "$FAKE_DIR/report.md"
 exit "$(cat "$FAKE_DIR/exit_code")"
 """
 
-FAKE_GH = """#!/usr/bin/env bash
-printf '%s\\n' "$*" >> "$FAKE_DIR/gh.calls"
-case "$1 $2" in
-  "issue list") cat "$FAKE_DIR/open_issue" 2>/dev/null || true ;;
-  "issue view") cat "$FAKE_DIR/open_body" ;;
-  "issue create") echo "https://github.com/acme-ml/rentagpu/issues/21" ;;
-esac
-"""
-
 REPORT = "### Audit of stack `prod`: 1 finding (1 high)\n\n| severity | finding |\n"
-
-
-def _executable(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     fake = tmp_path / "fake"
-    _executable(tmp_path / ".venv" / "bin" / "python", FAKE_PYTHON)
-    _executable(fake / "gh", FAKE_GH)
+    make_executable(tmp_path / ".venv" / "bin" / "python", FAKE_PYTHON)
+    make_executable(fake / "gh", FAKE_GH)
     return tmp_path
 
 
@@ -215,35 +208,12 @@ def run_issue(
     open_body: str = "",
     digest: str = "ab" * 8,
 ) -> list[str]:
-    fake = workspace / "fake"
     audit = workspace / "audit"
     audit.mkdir(exist_ok=True)
     (audit / "status").write_text(status + "\n")
     (audit / "digest").write_text(digest + "\n")
     (audit / "report.md").write_text(REPORT)
-    if open_issue:
-        (fake / "open_issue").write_text(open_issue + "\n")
-    (fake / "open_body").write_text(open_body)
-    script = step_named(jobs()["issue"], "Open, update or close")["run"]
-    result = run_script(
-        script,
-        workspace,
-        {
-            "STACK": "prod",
-            "GH_TOKEN": "test-token",
-            "GH_REPO": "acme-ml/rentagpu",
-            "RUN_URL": "https://github.com/acme-ml/rentagpu/actions/runs/1",
-            "FAKE_DIR": str(fake),
-        },
-        path_prepend=fake,
-    )
-    assert result.returncode == 0, result.stderr
-    calls = fake / "gh.calls"
-    return calls.read_text().splitlines() if calls.exists() else []
-
-
-def verbs(calls: list[str]) -> list[str]:
-    return [" ".join(c.split()[:2]) for c in calls]
+    return run_issue_script(workspace, "audit", open_issue, open_body)
 
 
 def test_audit_findings_without_an_open_issue_open_one(workspace: Path) -> None:

@@ -8,14 +8,23 @@ comment when it changes, and close it once the drift is gone.
 
 from __future__ import annotations
 
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.workflows.support import FIXTURES, ROOT, load_workflow, run_script, step_named
+from tests.workflows.support import (
+    FAKE_GH,
+    FIXTURES,
+    ROOT,
+    load_workflow,
+    make_executable,
+    run_issue_script,
+    run_script,
+    step_named,
+    verbs,
+)
 
 FAKE_PULUMI = """#!/usr/bin/env bash
 echo "$@" > "$FAKE_DIR/pulumi.args"
@@ -23,22 +32,6 @@ cat "$FAKE_DIR/stdout.json"
 echo "fake pulumi: diagnostics on stderr" >&2
 exit "$(cat "$FAKE_DIR/exit_code")"
 """
-
-# Answers `issue list` with the configured issue (if any), `issue view` with its body, and
-# records every call, one per line.
-FAKE_GH = """#!/usr/bin/env bash
-printf '%s\\n' "$*" >> "$FAKE_DIR/gh.calls"
-case "$1 $2" in
-  "issue list") cat "$FAKE_DIR/open_issue" 2>/dev/null || true ;;
-  "issue view") cat "$FAKE_DIR/open_body" ;;
-  "issue create") echo "https://github.com/acme-ml/rentagpu/issues/12" ;;
-esac
-"""
-
-
-def _executable(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
 @pytest.fixture
@@ -51,8 +44,8 @@ def workspace(tmp_path: Path) -> Path:
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     fake = tmp_path / "fake"
     fake.mkdir()
-    _executable(fake / "pulumi", FAKE_PULUMI)
-    _executable(fake / "gh", FAKE_GH)
+    make_executable(fake / "pulumi", FAKE_PULUMI)
+    make_executable(fake / "gh", FAKE_GH)
     return tmp_path
 
 
@@ -114,7 +107,6 @@ def test_drift_with_unreadable_json_fails_rather_than_guessing(workspace: Path) 
 def run_issue(
     workspace: Path, status: str, open_issue: str | None = None, open_body: str = ""
 ) -> list[str]:
-    fake = workspace / "fake"
     drift = workspace / "drift"
     drift.mkdir(exist_ok=True)
     (drift / "status").write_text(status + "\n")
@@ -137,29 +129,7 @@ def run_issue(
         check=False,
     )
     (drift / "report.md").write_text(report.stdout)
-    if open_issue:
-        (fake / "open_issue").write_text(open_issue + "\n")
-    (fake / "open_body").write_text(open_body)
-    script = step_named(load_workflow("drift")["jobs"]["issue"], "Open, update or close")["run"]
-    result = run_script(
-        script,
-        workspace,
-        {
-            "STACK": "prod",
-            "GH_TOKEN": "test-token",
-            "GH_REPO": "acme-ml/rentagpu",
-            "RUN_URL": "https://github.com/acme-ml/rentagpu/actions/runs/1",
-            "FAKE_DIR": str(fake),
-        },
-        path_prepend=fake,
-    )
-    assert result.returncode == 0, result.stderr
-    calls = fake / "gh.calls"
-    return calls.read_text().splitlines() if calls.exists() else []
-
-
-def verbs(calls: list[str]) -> list[str]:
-    return [" ".join(c.split()[:2]) for c in calls]
+    return run_issue_script(workspace, "drift", open_issue, open_body)
 
 
 def test_drift_without_an_open_issue_opens_one(workspace: Path) -> None:
